@@ -1,0 +1,52 @@
+"""Installable package for the alignment framework (see README.md)."""
+
+from setuptools import find_packages, setup
+
+JAX_STACK = [
+    "jax>=0.8",
+    "flax>=0.12",
+    "optax>=0.2.4",
+    "orbax-checkpoint>=0.11",
+    "chex>=0.1.89",
+    "fiddle>=0.3",
+    "absl-py>=2.1",
+    "numpy>=1.26",
+    # Real weights and tokenizers from local files (no downloads at run time).
+    "gguf>=0.10",
+    "safetensors>=0.4",
+    "tokenizers>=0.20",
+    "tqdm>=4.66",
+]
+
+EXTRAS = {
+    # seqio tasks and TFDS builders over local preference files.
+    "seqio": [
+        "tensorflow-cpu>=2.16",
+        "seqio>=0.0.19",
+        "tensorflow-datasets>=4.9",
+        "importlib_resources>=6.0",
+    ],
+    "test": [
+        "pytest>=8.0",
+        "hypothesis>=6.100",
+    ],
+    # Numerical parity checks and side-by-side benchmarks against torch + transformers.
+    # On CPU-only machines install the CPU build of torch first.
+    "parity": [
+        "torch>=2.3",
+        "transformers>=4.45",
+    ],
+}
+
+setup(
+    name="alignment",
+    version="0.1.0",
+    description=(
+        "JAX-native alignment with reward models: log-sigmoid-centred reward transforms, "
+        "logical-AND aggregation of several reward models, and a sharded RL learner."
+    ),
+    packages=find_packages(include=["alignment", "alignment.*", "configs", "configs.*", "launch", "launch.*"]),
+    python_requires=">=3.10",
+    install_requires=JAX_STACK,
+    extras_require=EXTRAS,
+)
