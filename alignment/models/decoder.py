@@ -1,0 +1,196 @@
+"""Llama-family decoder in Flax NNX, with a KV cache for sampling.
+
+Interface (the sampler depends on exactly this):
+
+* ``model.init_cache(batch_size, max_length) -> KVCache`` with ``k, v`` of shape
+  ``[num_layers, batch, max_length, num_kv_heads, head_dim]`` in the compute dtype, zeros.
+* ``model(tokens, positions, kv_mask, cache=None, cache_index=None) -> (logits, new_cache)``:
+  ``tokens, positions`` int32 ``[B, T]``; ``kv_mask`` bool ``[B, S]`` marks valid (non-padding)
+  key slots, ``S = T`` without a cache and ``S = max_length`` with one. With a cache the T new
+  tokens are written at slots ``cache_index .. cache_index + T - 1`` (int32 scalar, may be
+  traced, the same for the whole batch: prompts are left-padded) and query t attends key slot s
+  iff ``s <= cache_index + t and kv_mask[b, s]``. Without a cache: causal within the T tokens
+  and ``kv_mask``; ``new_cache`` is then ``None``. Logits are float32 ``[B, T, vocab]``. A fully
+  masked query row gives finite values (never NaN). Writes past ``max_length`` are clamped by
+  ``dynamic_update_slice``; the caller keeps ``cache_index + T <= max_length``.
+* ``model.hidden_states(...)`` takes the same arguments and returns the final-normed hidden
+  states ``[B, T, D]`` (compute dtype) and the cache, for reward and value heads;
+  ``model.logits(hidden)`` maps them to float32 logits.
+
+Parameters carry logical axis names in the NNX sharding metadata (``out_sharding``, not applied
+eagerly); ``alignment.models.partitioning`` maps them to a mesh with the rules table of
+``alignment.parallel``. The L blocks are stored stacked along a leading "layers" axis and run
+with ``jax.lax.scan``, so compile time does not grow with depth.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from alignment.models.config import DecoderConfig
+from alignment.models.layers import apply_rope, attention, attention_mask, constrain, rms_norm, rope_tables, swiglu
+from alignment.parallel import DEFAULT_RULES
+
+CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
+HIDDEN_AXES = ("batch", "length", "embed")
+
+_REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class KVCache(flax.struct.PyTreeNode):
+    """Keys and values of every layer, ``[num_layers, batch, max_length, num_kv_heads, head_dim]``."""
+
+    k: jax.Array
+    v: jax.Array
+
+    @property
+    def max_length(self) -> int:
+        return self.k.shape[2]
+
+
+def _param(value: jax.Array, axes: tuple[str | None, ...]) -> nnx.Param:
+    """A parameter annotated with logical axis names (resolved later by the rules table)."""
+    return nnx.Param(value, out_sharding=axes, eager_sharding=False)
+
+
+class LayerStack(nnx.Module):
+    """The weights of all L blocks, stacked along a leading "layers" axis.
+
+    Block l computes, with ``n(.)`` = RMSNorm:
+      ``x += Attn(n(x) W_q, n(x) W_k, n(x) W_v) W_o``;  ``x += SwiGLU(n(x))``.
+    """
+
+    def __init__(self, config: DecoderConfig, rngs: nnx.Rngs):
+        c = config
+        n_layers, d, h, kv, hd, f = c.num_layers, c.embed_dim, c.num_heads, c.num_kv_heads, c.head_dim, c.mlp_dim
+        normal = nnx.initializers.normal(c.init_std)
+
+        def matrix(shape, axes):
+            return _param(normal(rngs.params(), (n_layers, *shape), c.weight_dtype), ("layers", *axes))
+
+        def scale():
+            return _param(jnp.ones((n_layers, d), c.weight_dtype), ("layers", "norm"))
+
+        self.attn_norm = scale()
+        self.q = matrix((d, h, hd), ("embed", "heads", "head_dim"))
+        self.k = matrix((d, kv, hd), ("embed", "kv_heads", "head_dim"))
+        self.v = matrix((d, kv, hd), ("embed", "kv_heads", "head_dim"))
+        self.o = matrix((h, hd, d), ("heads", "head_dim", "embed"))
+        self.mlp_norm = scale()
+        self.gate = matrix((d, f), ("embed", "mlp"))
+        self.up = matrix((d, f), ("embed", "mlp"))
+        self.down = matrix((f, d), ("mlp", "embed"))
+
+    def weights(self) -> dict[str, jax.Array]:
+        """The stacked arrays by name (the ``xs`` of the layer scan)."""
+        return {name: var[...] for name, var in vars(self).items() if isinstance(var, nnx.Param)}
+
+
+def _block(x, w, kv, *, config: DecoderConfig, cos, sin, mask, cache_index, rules):
+    """One pre-norm block on ``x [B, T, D]`` with this layer's weights ``w``.
+
+    ``kv`` is ``None`` (keys are the T new tokens) or this layer's cache ``(k, v)``, each
+    ``[B, S, KV, hd]``, into which the new keys and values are written at ``cache_index``.
+    Returns the new ``x`` and the updated ``(k, v)`` (``None`` without a cache).
+    """
+    c = config
+    batch, length, d = x.shape
+    w = {name: a.astype(c.compute_dtype) for name, a in w.items()}
+    h = rms_norm(x, w["attn_norm"], c.norm_eps).reshape(batch * length, d)
+    q = (h @ w["q"].reshape(d, -1)).reshape(batch, length, c.num_heads, c.head_dim)
+    k = (h @ w["k"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
+    v = (h @ w["v"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    if kv is not None:
+        k = jax.lax.dynamic_update_slice_in_dim(kv[0], k.astype(kv[0].dtype), cache_index, axis=1)
+        v = jax.lax.dynamic_update_slice_in_dim(kv[1], v.astype(kv[1].dtype), cache_index, axis=1)
+        kv = (k, v)
+    out = attention(q, k, v, mask).reshape(batch * length, -1)
+    x = x + (out @ w["o"].reshape(-1, d)).reshape(batch, length, d)
+    h = rms_norm(x, w["mlp_norm"], c.norm_eps).reshape(batch * length, d)
+    x = x + swiglu(h, w["gate"], w["up"], w["down"]).reshape(batch, length, d)
+    return constrain(x, HIDDEN_AXES, rules), kv
+
+
+class Decoder(nnx.Module):
+    """Token embedding, L scanned blocks, final RMSNorm, tied or untied output head."""
+
+    def __init__(self, config: DecoderConfig, *, rngs: nnx.Rngs, rules=DEFAULT_RULES):
+        c = config
+        self.config = config
+        self.rules = tuple(rules)
+        normal = nnx.initializers.normal(c.init_std)
+        self.embed = _param(normal(rngs.params(), (c.vocab_size, c.embed_dim), c.weight_dtype), ("vocab", "embed"))
+        self.layers = LayerStack(c, rngs)
+        self.final_norm = _param(jnp.ones((c.embed_dim,), c.weight_dtype), ("norm",))
+        if not c.tie_embeddings:
+            self.lm_head = _param(normal(rngs.params(), (c.embed_dim, c.vocab_size), c.weight_dtype), ("embed", "vocab"))
+
+    def init_cache(self, batch_size: int, max_length: int) -> KVCache:
+        c = self.config
+        shape = (c.num_layers, batch_size, max_length, c.num_kv_heads, c.head_dim)
+        return KVCache(k=jnp.zeros(shape, c.compute_dtype), v=jnp.zeros(shape, c.compute_dtype))
+
+    def __call__(self, tokens, positions, kv_mask, cache: KVCache | None = None, cache_index=None):
+        hidden, cache = self.hidden_states(tokens, positions, kv_mask, cache, cache_index)
+        return self.logits(hidden), cache
+
+    def hidden_states(self, tokens, positions, kv_mask, cache: KVCache | None = None, cache_index=None):
+        """Final-normed hidden states ``[B, T, D]`` and the updated cache (see module docstring)."""
+        c = self.config
+        self._check_inputs(tokens, positions, kv_mask, cache, cache_index)
+        dtype = c.compute_dtype
+        x = constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dtype), HIDDEN_AXES, self.rules)
+        cos, sin = rope_tables(positions, c.head_dim, c.rope_theta, dtype)
+        offset = 0 if cache is None else jnp.asarray(cache_index, jnp.int32)
+        block = functools.partial(
+            _block, config=c, cos=cos, sin=sin, mask=attention_mask(kv_mask, tokens.shape[1], offset),
+            cache_index=offset, rules=self.rules,
+        )
+        if c.remat != "none":
+            block = jax.checkpoint(block, policy=_REMAT_POLICIES[c.remat], prevent_cse=False)
+        weights = self.layers.weights()
+        if cache is None:
+            x, _ = jax.lax.scan(lambda x, w: (block(x, w, None)[0], None), x, weights)
+        else:
+            x, (k, v) = jax.lax.scan(lambda x, xs: block(x, xs[0], xs[1]), x, (weights, (cache.k, cache.v)))
+            cache = KVCache(k=k, v=v)
+        return rms_norm(x, self.final_norm[...], c.norm_eps), cache
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """float32 logits ``[..., V]`` = ``hidden @ E^T`` (tied) or ``hidden @ W_head``."""
+        c = self.config
+        flat = hidden.reshape(-1, c.embed_dim)
+        if c.tie_embeddings:
+            head = self.embed[...].astype(hidden.dtype)
+            out = jax.lax.dot_general(flat, head, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+        else:
+            out = jnp.dot(flat, self.lm_head[...].astype(hidden.dtype), preferred_element_type=jnp.float32)
+        return constrain(out.reshape(*hidden.shape[:-1], c.vocab_size), ("batch", "length", "vocab"), self.rules)
+
+    def _check_inputs(self, tokens, positions, kv_mask, cache, cache_index):
+        batch, length = tokens.shape
+        slots = length if cache is None else cache.max_length
+        problems = []
+        if positions.shape != tokens.shape:
+            problems.append(f"positions {positions.shape} != tokens {tokens.shape}")
+        if kv_mask.shape != (batch, slots):
+            what = "T (no cache)" if cache is None else "the cache's max_length"
+            problems.append(f"kv_mask {kv_mask.shape} must be [B, S] = {(batch, slots)} with S = {what}")
+        if cache is not None:
+            if cache_index is None:
+                problems.append("cache_index is required with a cache")
+            if cache.k.shape[1] != batch:
+                problems.append(f"cache batch {cache.k.shape[1]} != tokens batch {batch}")
+            if length > cache.max_length:
+                problems.append(f"{length} new tokens do not fit a cache of max_length {cache.max_length}")
+        if problems:
+            raise ValueError("Decoder inputs: " + "; ".join(problems))
