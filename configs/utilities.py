@@ -1,0 +1,42 @@
+"""The utility a learner maximises, as named Fiddle configs: the paper's choice and baselines.
+
+Each config is an ``fdl.Partial`` of ``alignment.rewards.utility``; building it gives
+``fn(rewards_by_property, references_by_property) -> utility``. The reference estimator is a
+config of its own (``reference``), so q in {0.5, 0.85, 0.95} and empirical versus gaussian are
+one override each.
+"""
+
+import fiddle as fdl
+
+from alignment import rewards
+
+
+def lsc_and() -> fdl.Partial:
+    """The paper: U = sum_i log sigmoid(r_i - r_ref,i) = log P(good on every property)."""
+    return fdl.Partial(rewards.utility, transform="lsc", aggregator="sum")
+
+
+def raw_sum() -> fdl.Partial:
+    """The standard baseline: U = sum_i r_i (raw rewards, no reference)."""
+    return fdl.Partial(rewards.utility, transform="identity", aggregator="sum")
+
+
+def raw_weighted_sum(weights: dict[str, float]) -> fdl.Partial:
+    """U = sum_i w_i r_i with one weight per property, e.g. ``{"helpful": 1, "harmless": 2}``."""
+    return fdl.Partial(rewards.utility, transform="identity", aggregator="weighted_sum", weights=weights)
+
+
+def min_centered() -> fdl.Partial:
+    """A hard AND: U = min_i (r_i - r_ref,i)."""
+    return fdl.Partial(rewards.utility, transform="centered", aggregator="min")
+
+
+def prob_mean() -> fdl.Partial:
+    """An OR-like contrast: U = log mean_i sigmoid(r_i - r_ref,i)."""
+    return fdl.Partial(rewards.utility, transform="centered", aggregator="prob_mean")
+
+
+def reference(method: str = "empirical", quantile: float = rewards.DEFAULT_QUANTILE) -> fdl.Partial:
+    """r_ref(x) from [..., K] base-policy rewards; the paper's default is the 85th percentile."""
+    params = {"quantile": quantile} if method in ("empirical", "gaussian") else {}
+    return fdl.Partial(rewards.reference_rewards, method=method, **params)
