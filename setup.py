@@ -15,6 +15,8 @@ JAX_STACK = [
     "gguf>=0.10",
     "safetensors>=0.4",
     "tokenizers>=0.20",
+    # Training logs: TensorBoard event files without TensorFlow, and a progress bar.
+    "tensorboardX>=2.6",
     "tqdm>=4.66",
 ]
 
