@@ -1,0 +1,1 @@
+"""Real weights from local files: GGUF (llama.cpp), Hugging Face safetensors, Orbax checkpoints."""

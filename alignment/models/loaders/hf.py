@@ -1,0 +1,96 @@
+"""Hugging Face Llama-family checkpoints: ``config.json`` + ``model.safetensors`` (or shards).
+
+Reads both the transformers 4 (``rope_theta``, ``rope_scaling``) and transformers 5
+(``rope_parameters``) spellings of RoPE settings. Only plain RoPE is implemented: a checkpoint
+with RoPE scaling (e.g. Llama 3.1's "llama3" type) raises ``NotImplementedError``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import nnx
+from safetensors import safe_open
+
+from alignment.models.config import DecoderConfig
+from alignment.models.decoder import Decoder
+from alignment.models.loaders.convert import load_params, params_from_hf
+
+SUPPORTED_MODEL_TYPES = ("llama",)
+
+
+def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfig:
+    """``DecoderConfig`` from a transformers ``config.json`` dict; ``overrides`` replace fields."""
+    model_type = hf.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(f"{source}: model_type {model_type!r} is not one of {SUPPORTED_MODEL_TYPES}")
+    unsupported = [
+        f"{key}={hf[key]!r}"
+        for key, ok in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False))
+        if key in hf and hf[key] != ok
+    ]
+    rope = dict(hf.get("rope_parameters") or {})
+    rope_type = rope.get("rope_type") or (hf.get("rope_scaling") or {}).get("rope_type", "default")
+    if rope_type != "default":
+        unsupported.append(f"rope_type={rope_type!r}")
+    if unsupported:
+        raise NotImplementedError(f"{source}: unsupported settings {unsupported}")
+
+    def need(key):
+        if key not in hf:
+            raise KeyError(f"{source}: missing field {key!r}")
+        return hf[key]
+
+    heads, width = need("num_attention_heads"), need("hidden_size")
+    fields = dict(
+        vocab_size=need("vocab_size"),
+        embed_dim=width,
+        num_layers=need("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=hf.get("num_key_value_heads") or heads,
+        head_dim=hf.get("head_dim") or width // heads,
+        mlp_dim=need("intermediate_size"),
+        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0))),
+        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+        max_length=hf.get("max_position_embeddings", 2048),
+    )
+    return DecoderConfig(**{**fields, **overrides})
+
+
+def _safetensors_files(directory: Path) -> list[Path]:
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        missing = [name for name in shards if not (directory / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index} lists shards that are missing: {missing}")
+        return [directory / name for name in shards]
+    single = directory / "model.safetensors"
+    if not single.is_file():
+        raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {directory}")
+    return [single]
+
+
+def read_safetensors(directory: str | Path) -> dict[str, np.ndarray]:
+    """All tensors of a checkpoint directory as numpy arrays (bfloat16 through ``ml_dtypes``)."""
+    tensors = {}
+    for path in _safetensors_files(Path(directory)):
+        with safe_open(str(path), framework="flax") as f:
+            tensors.update({name: np.asarray(f.get_tensor(name)) for name in f.keys()})
+    return tensors
+
+
+def load_hf(directory: str | Path, **config_overrides) -> tuple[Decoder, DecoderConfig]:
+    """A ``Decoder`` from a Hugging Face checkpoint directory; returns ``(model, config)``."""
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"config file not found: {config_path}")
+    config = config_from_hf(json.loads(config_path.read_text()), str(config_path), **config_overrides)
+    params = params_from_hf(read_safetensors(directory), config, str(directory))
+    abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
+    return load_params(abstract, params, str(directory)), config
