@@ -1,0 +1,58 @@
+"""Orbax checkpoints of a whole training run: arrays (model, optimizer, RNG) plus JSON metadata.
+
+    checkpoints = Checkpoints(workdir / "checkpoints", max_to_keep=3)
+    checkpoints.save(step, state, {"data_position": 1280})
+    state, meta = checkpoints.restore(abstract_state)          # latest step
+    checkpoints.close()
+
+``state`` is any pytree of arrays (e.g. ``nnx.state((model, optimizer))`` plus an RNG key's
+``jax.random.key_data``); ``abstract_state`` holds ``jax.ShapeDtypeStruct`` leaves whose
+``sharding`` says where each restored array goes, so a run can resume on a different mesh.
+``meta`` is JSON: data-iterator position, config, anything a resume needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+    def __init__(self, directory: str | Path, max_to_keep: int | None = 3):
+        self.directory = Path(directory).absolute()
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        )
+
+    @property
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    @property
+    def steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, state: Any, meta: dict | None = None, *, wait: bool = False) -> None:
+        """Saves asynchronously (``wait=True`` blocks until the files are complete)."""
+        self._manager.save(
+            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta or {}))
+        )
+        if wait:
+            self._manager.wait_until_finished()
+
+    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
+        """The state (placed as ``abstract_state`` says) and metadata of ``step`` (default: latest)."""
+        step = self.latest_step if step is None else step
+        if step is None or step not in self.steps:
+            raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; available steps: {self.steps}")
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+        )
+        return restored["state"], restored["meta"]
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()

@@ -1,0 +1,54 @@
+"""Training metrics to a JSON-lines file and TensorBoard event files, side by side.
+
+    writer = MetricsWriter(workdir)
+    writer.write(step, {"loss": 0.69, "accuracy": 0.5}, prefix="train")
+    writer.close()
+
+Each line of ``metrics.jsonl`` is ``{"step": s, "train/loss": ..., ...}``; the same scalars go
+to TensorBoard under ``workdir/tensorboard``. Only process 0 writes on multi-host runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import jax
+import numpy as np
+from tensorboardX import SummaryWriter
+
+
+class MetricsWriter:
+    def __init__(self, workdir: str | Path):
+        self.workdir = Path(workdir)
+        self.enabled = jax.process_index() == 0
+        self._jsonl = None
+        self._tensorboard = None
+        if self.enabled:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._jsonl = (self.workdir / "metrics.jsonl").open("a")
+            self._tensorboard = SummaryWriter(str(self.workdir / "tensorboard"))
+
+    def write(self, step: int, metrics: Mapping[str, float], prefix: str = "") -> dict[str, float]:
+        """Logs scalar metrics (device arrays are fetched); returns them as python floats."""
+        scalars = {f"{prefix}/{k}" if prefix else k: float(np.asarray(v)) for k, v in metrics.items()}
+        if self.enabled:
+            record = {"step": int(step), **{k: (v if math.isfinite(v) else str(v)) for k, v in scalars.items()}}
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.flush()
+            for name, value in scalars.items():
+                self._tensorboard.add_scalar(name, value, int(step))
+        return scalars
+
+    def close(self) -> None:
+        if self.enabled:
+            self._jsonl.close()
+            self._tensorboard.close()
+
+    def __enter__(self) -> "MetricsWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
