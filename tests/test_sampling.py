@@ -1,5 +1,7 @@
 """The KV-cache sampler on a tiny random decoder: cache vs recompute, EOS masks, padding, buckets."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +22,12 @@ def model():
     return Decoder(get_config("tiny", init_std=0.3), rngs=nnx.Rngs(0))
 
 
+@functools.cache
+def sampler_for(config: SamplerConfig) -> Sampler:
+    """One sampler (and so one jit cache) per config, shared across tests to save compilations."""
+    return Sampler(config)
+
+
 @nnx.jit
 def _full_forward(model, tokens, positions, kv_mask):
     return model(tokens, positions, kv_mask)[0]
@@ -27,20 +35,20 @@ def _full_forward(model, tokens, positions, kv_mask):
 
 def uncached_greedy(model, prompt, new_tokens):
     """Greedy decoding that re-runs the full forward pass (no cache) for every new token."""
-    width = len(prompt) + new_tokens
+    width = max(map(len, PROMPTS)) + new_tokens  # one shape for every prompt: one compilation
     tokens = np.zeros((1, width), np.int32)
     tokens[0, : len(prompt)] = prompt
     positions = np.arange(width, dtype=np.int32)[None]
     logprobs = []
-    for n in range(len(prompt), width):
+    for n in range(len(prompt), len(prompt) + new_tokens):
         logits = _full_forward(model, tokens, positions, positions < n)[0, n - 1]
         tokens[0, n] = int(jnp.argmax(logits))
         logprobs.append(float(jax.nn.log_softmax(logits)[tokens[0, n]]))
-    return tokens[0, len(prompt) :], np.array(logprobs)
+    return tokens[0, len(prompt) : len(prompt) + new_tokens], np.array(logprobs)
 
 
 def test_cached_greedy_equals_uncached_greedy(model):
-    out = Sampler(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))(model, PROMPTS, None)
+    out = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))(model, PROMPTS, None)
     assert out.tokens.shape == (len(PROMPTS), 16 + NEW)
     for b, prompt in enumerate(PROMPTS):
         want_tokens, want_logprobs = uncached_greedy(model, prompt, NEW)
@@ -65,7 +73,7 @@ def test_sampling_logprobs_equal_full_forward_recompute(model):
 
 
 def test_same_key_same_samples_other_key_other_samples(model):
-    sampler = Sampler(SamplerConfig(max_new_tokens=NEW, sampling=SamplingParams(temperature=1.0)))
+    sampler = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=SamplingParams(temperature=1.0)))
     first, again, other = (sampler(model, PROMPTS, jax.random.key(k)) for k in (1, 1, 2))
     np.testing.assert_array_equal(first.tokens, again.tokens)
     assert not np.array_equal(first.tokens, other.tokens)
@@ -79,7 +87,7 @@ def _first_eos(row, eos_ids):
 @pytest.mark.parametrize("sampling", [GREEDY, SamplingParams(temperature=1.0)], ids=["greedy", "sampled"])
 def test_eos_masks_rows_stopping_at_different_steps(model, sampling):
     # EOS ids = tokens that this model emits mid-response for some prompts (found greedily).
-    full = Sampler(SamplerConfig(max_new_tokens=NEW, sampling=sampling))(model, PROMPTS, jax.random.key(3))
+    full = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=sampling))(model, PROMPTS, jax.random.key(3))
     responses = np.asarray(full.response_tokens)
     eos_ids = (int(responses[0, 4]), int(responses[1, 1]))
     sampler = Sampler(SamplerConfig(max_new_tokens=NEW, eos_ids=eos_ids, pad_id=255, sampling=sampling))
@@ -102,14 +110,14 @@ def test_eos_masks_rows_stopping_at_different_steps(model, sampling):
 
 
 def test_all_rows_stopping_at_the_first_token(model):
-    first = Sampler(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))(model, PROMPTS, None).response_tokens[:, 0]
+    first = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))(model, PROMPTS, None).response_tokens[:, 0]
     out = Sampler(SamplerConfig(max_new_tokens=NEW, eos_ids=tuple(np.asarray(first).tolist()), sampling=GREEDY))(model, PROMPTS, None)
     np.testing.assert_array_equal(out.response_lengths, 1)
     np.testing.assert_array_equal(out.response_tokens[:, 0], first)
 
 
 def test_left_padded_batch_equals_one_prompt_at_a_time(model):
-    sampler = Sampler(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY, prompt_buckets=(4, 8)))
+    sampler = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))
     batched = sampler(model, PROMPTS, None)
     for b, prompt in enumerate(PROMPTS):
         alone = sampler(model, [prompt], None)
@@ -121,20 +129,19 @@ def test_right_padded_array_with_lengths_equals_lists(model):
     array = np.zeros((len(PROMPTS), 7), np.int32)
     for b, prompt in enumerate(PROMPTS):
         array[b, : len(prompt)] = prompt
-    sampler = Sampler(SamplerConfig(max_new_tokens=3, sampling=GREEDY))
+    sampler = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))
+    from_lists = sampler(model, PROMPTS, None)
+    compilations = sampler.num_compilations
     from_array = sampler(model, array, None, lengths=[len(p) for p in PROMPTS])
-    np.testing.assert_array_equal(from_array.tokens, sampler(model, PROMPTS, None).tokens)
-    assert sampler.num_compilations == 1
+    np.testing.assert_array_equal(from_array.tokens, from_lists.tokens)
+    assert sampler.num_compilations == compilations
 
 
 def test_bucketing_bounds_compilations(model):
     sampler = Sampler(SamplerConfig(max_new_tokens=4, sampling=GREEDY, prompt_buckets=(8, 16), batch_buckets=(2, 4)))
     batches = [PROMPTS[:1], PROMPTS[:2], PROMPTS[1:3], PROMPTS, PROMPTS[:3], [[1] * 12, [2] * 9], [[3] * 16]]
-    shapes = set()
     for prompts in batches:
-        out = sampler(model, prompts, None)
-        assert out.tokens.shape[0] == len(prompts)
-        shapes.add(out.prompt_length)
+        assert sampler(model, prompts, None).tokens.shape[0] == len(prompts)
     # Buckets used: (2, 8), (4, 8), (2, 16): three programs for seven batches.
     assert sampler.num_compilations == 3
 
