@@ -2,15 +2,18 @@
 
 import numpy as np
 import pytest
+from test_data_tokenizer import TOKENIZER
 
 from alignment import data
-from test_data_tokenizer import TOKENIZER
 
 
 def pair(prompt_len, chosen_len, rejected_len, label=1.0):
     """An encoded pair with recognisable ids: prompt 100.., chosen 200.., rejected 300.."""
     return data.EncodedPair(
-        list(range(100, 100 + prompt_len)), list(range(200, 200 + chosen_len)), list(range(300, 300 + rejected_len)), label
+        list(range(100, 100 + prompt_len)),
+        list(range(200, 200 + chosen_len)),
+        list(range(300, 300 + rejected_len)),
+        label,
     )
 
 
@@ -60,7 +63,7 @@ def test_buckets_and_filler_rows():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(padding="middle"), dict(batch_size=0), dict(min_context_tokens=8), dict(buckets=(32,))]
+    "kwargs", [{"padding": "middle"}, {"batch_size": 0}, {"min_context_tokens": 8}, {"buckets": (32,)}]
 )
 def test_invalid_batcher_options(kwargs):
     with pytest.raises(ValueError):

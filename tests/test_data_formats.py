@@ -66,9 +66,17 @@ def test_alpaca_eval_all_rows_parse_with_oriented_soft_labels(shared_data):
         assert 0.5 <= record.label <= 1.0 and record.property == "helpful"
         assert record.context == (data.Message("user", row["instruction"]),)
         if p2 <= 0.5:
-            assert (record.chosen, record.rejected, record.label) == (row["output_1"], row["output_2"], pytest.approx(1 - p2))
+            assert (record.chosen, record.rejected, record.label) == (
+                row["output_1"],
+                row["output_2"],
+                pytest.approx(1 - p2),
+            )
         else:
-            assert (record.chosen, record.rejected, record.label) == (row["output_2"], row["output_1"], pytest.approx(p2))
+            assert (record.chosen, record.rejected, record.label) == (
+                row["output_2"],
+                row["output_1"],
+                pytest.approx(p2),
+            )
     ties = sum(r.label == 0.5 for r in records)
     assert ties == sum(row["preference"] == 1.5 for row in rows) > 0
 
@@ -98,9 +106,16 @@ def test_prompt_pairs_messages_labels_and_round_trip(tmp_path):
     records = [
         data.PreferenceRecord((data.Message("user", "Name a colour."),), "Blue.", "Seven.", 0.8, "helpful"),
         data.PreferenceRecord(
-            (data.Message("system", "Be brief."), data.Message("user", "Hi"), data.Message("assistant", "Hello."),
-             data.Message("user", "Bye")),
-            "Goodbye.", "", 1.0, "helpful",
+            (
+                data.Message("system", "Be brief."),
+                data.Message("user", "Hi"),
+                data.Message("assistant", "Hello."),
+                data.Message("user", "Bye"),
+            ),
+            "Goodbye.",
+            "",
+            1.0,
+            "helpful",
         ),
     ]
     path = write_jsonl(tmp_path / "pairs.jsonl", [prompt_pairs.to_json(r) for r in records])
@@ -119,5 +134,7 @@ def test_registry_names_and_detection():
         data.register_format(data.get_format("hh"))
     assert data.detect_format({"prompt": "", "chosen": "", "rejected": ""}).name == "prompt_pairs"
     assert data.detect_format({"chosen": "", "rejected": ""}).name == "hh"
-    assert data.detect_format({"instruction": "", "output_1": "", "output_2": "", "preference": 1}).name == "alpaca_eval"
+    assert (
+        data.detect_format({"instruction": "", "output_1": "", "output_2": "", "preference": 1}).name == "alpaca_eval"
+    )
     assert data.detect_format({"text": ""}) is None

@@ -12,10 +12,11 @@ pytest.importorskip("seqio")
 tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from alignment import data  # noqa: E402
-from alignment.data import seqio_tasks, tfds_builder  # noqa: E402
-from alignment.data.formats import prompt_pairs  # noqa: E402
-from test_data_tokenizer import TOKENIZER  # noqa: E402
+from test_data_tokenizer import TOKENIZER
+
+from alignment import data
+from alignment.data import seqio_tasks, tfds_builder
+from alignment.data.formats import prompt_pairs
 
 
 def synthetic_records(n=300):
@@ -24,8 +25,12 @@ def synthetic_records(n=300):
     for i in range(n):
         turns = [data.Message("user", f"question {i} " + "why? " * int(rng.integers(0, 40)))]
         if i % 3 == 0:
-            turns = [data.Message("system", "Answer in French."), data.Message("user", "bonjour"),
-                     data.Message("assistant", "salut é ü ✓"), *turns]
+            turns = [
+                data.Message("system", "Answer in French."),
+                data.Message("user", "bonjour"),
+                data.Message("assistant", "salut é ü ✓"),
+                *turns,
+            ]
         chosen, rejected = f"answer {i} " * int(rng.integers(1, 20)), f"no {i}"
         records.append(data.PreferenceRecord(tuple(turns), chosen, rejected, float(rng.uniform(0.5, 1.0)), "synthetic"))
     return records
@@ -38,7 +43,9 @@ def prepare(config, manual_dir, data_dir):
 
 
 def plain_batches(records):
-    return list(data.RewardBatcher(TOKENIZER.pad_id, 8, 256, buckets=(64, 128))(data.encode_pair(r, TOKENIZER) for r in records))
+    return list(
+        data.RewardBatcher(TOKENIZER.pad_id, 8, 256, buckets=(64, 128))(data.encode_pair(r, TOKENIZER) for r in records)
+    )
 
 
 def assert_same_batches(ours, theirs):
@@ -52,13 +59,15 @@ def assert_same_batches(ours, theirs):
 def check_builder_matches_plain(builder, records):
     """Every split's records, and its seqio token batches, equal the plain path's."""
     expected = data.split_records(records)
-    task = seqio_tasks.preference_task("preferences_test", builder, TOKENIZER, TOKENIZER.vocab_size)
+    task = seqio_tasks.preference_task("preferences_test", builder, TOKENIZER)
     for split, plain in expected.items():
         rebuilt = [tfds_builder.record_from_example(ex) for ex in builder.as_dataset(split=split).as_numpy_iterator()]
         assert rebuilt == plain, split
         dataset = task.get_dataset(sequence_length=None, split=split, shuffle=False)
-        assert_same_batches(plain_batches(plain), list(data.RewardBatcher(TOKENIZER.pad_id, 8, 256, buckets=(64, 128))(
-            seqio_tasks.encoded_pairs(dataset))))
+        assert_same_batches(
+            plain_batches(plain),
+            list(data.RewardBatcher(TOKENIZER.pad_id, 8, 256, buckets=(64, 128))(seqio_tasks.encoded_pairs(dataset))),
+        )
 
 
 def test_synthetic_file_through_tfds_and_seqio(tmp_path):
@@ -73,7 +82,7 @@ def test_synthetic_file_through_tfds_and_seqio(tmp_path):
 
 
 def test_vocabulary_round_trip():
-    vocabulary = seqio_tasks.TokenizerVocabulary(TOKENIZER, TOKENIZER.vocab_size)
+    vocabulary = seqio_tasks.TokenizerVocabulary(TOKENIZER)
     text = "<|im_start|>user\nçà va?<|im_end|>\n"
     ids = vocabulary.encode_tf(tf.constant(text))
     assert ids.numpy().tolist() == vocabulary.encode(text) == TOKENIZER.encode(text)
@@ -83,7 +92,8 @@ def test_vocabulary_round_trip():
 
 def test_shared_hh_through_tfds_and_seqio(tmp_path, shared_data):
     builder = prepare("hh_harmless_base_test", shared_data, tmp_path / "tfds")
-    records = data.load_preferences(shared_data / "hh-rlhf/harmless-base-test.jsonl.gz", "hh",
-                                    allow_empty_responses=True).records
+    records = data.load_preferences(
+        shared_data / "hh-rlhf/harmless-base-test.jsonl.gz", "hh", allow_empty_responses=True
+    ).records
     assert sum(split.num_examples for split in builder.info.splits.values()) == len(records) == 2312
     check_builder_matches_plain(builder, records)

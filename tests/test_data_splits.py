@@ -39,8 +39,9 @@ def test_stable_across_processes():
     """The hash does not depend on the interpreter's string-hash randomisation."""
     code = "from alignment.data import splits; print(splits.unit_hash('question 7'), splits.unit_hash('q', 's'))"
     outputs = {
-        subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": seed}, capture_output=True, text=True,
-                       check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", code], env={"PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True
+        ).stdout
         for seed in ("1", "2")
     }
     assert len(outputs) == 1

@@ -9,7 +9,10 @@ import pytest
 from alignment import data
 
 GOOD_PAIR = {"prompt": "Pick a number.", "chosen": "Four.", "rejected": "Purple."}
-GOOD_HH = {"chosen": "\n\nHuman: Hi there.\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi there.\n\nAssistant: Go away."}
+GOOD_HH = {
+    "chosen": "\n\nHuman: Hi there.\n\nAssistant: Hello!",
+    "rejected": "\n\nHuman: Hi there.\n\nAssistant: Go away.",
+}
 GOOD_ALPACA = {"instruction": "Add 2 and 2.", "output_1": "4", "output_2": "5", "preference": 1.2}
 
 # (format, raw line, reason, field)
@@ -22,8 +25,12 @@ BAD_LINES = [
     ("prompt_pairs", {**GOOD_PAIR, "label": 1.5}, "out_of_range", "label"),
     ("prompt_pairs", {**GOOD_PAIR, "label": True}, "wrong_type", "label"),
     ("prompt_pairs", {**GOOD_PAIR, "prompt": [{"role": "robot", "content": "x"}]}, "out_of_range", "prompt[0].role"),
-    ("prompt_pairs", {**GOOD_PAIR, "prompt": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]},
-     "bad_dialogue", "prompt"),
+    (
+        "prompt_pairs",
+        {**GOOD_PAIR, "prompt": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]},
+        "bad_dialogue",
+        "prompt",
+    ),
     ("prompt_pairs", {**GOOD_PAIR, "prompt": []}, "wrong_type", "prompt"),
     ("prompt_pairs", {**GOOD_PAIR, "chosen": "  \n"}, "empty_response", "chosen"),
     ("prompt_pairs", {**GOOD_PAIR, "rejected": ""}, "empty_response", "rejected"),
@@ -33,8 +40,15 @@ BAD_LINES = [
     ("hh", {**GOOD_HH, "rejected": "\n\nHuman: Bye.\n\nAssistant: Go away."}, "context_mismatch", "rejected"),
     ("hh", {**GOOD_HH, "chosen": "\n\nHuman: Hi there. Hello!"}, "bad_dialogue", "chosen"),
     ("hh", {"chosen": "Hi.\n\nAssistant: A", "rejected": "Hi.\n\nAssistant: B"}, "bad_dialogue", "chosen"),
-    ("hh", {"chosen": "\n\nHuman: Hi.\n\nAssistant: Sure.\n\nAssistant: A",
-            "rejected": "\n\nHuman: Hi.\n\nAssistant: Sure.\n\nAssistant: B"}, "bad_dialogue", "chosen"),
+    (
+        "hh",
+        {
+            "chosen": "\n\nHuman: Hi.\n\nAssistant: Sure.\n\nAssistant: A",
+            "rejected": "\n\nHuman: Hi.\n\nAssistant: Sure.\n\nAssistant: B",
+        },
+        "bad_dialogue",
+        "chosen",
+    ),
     ("hh", {**GOOD_HH, "rejected": GOOD_HH["chosen"]}, "identical_responses", "rejected"),
     ("alpaca_eval", {**GOOD_ALPACA, "preference": 2.5}, "out_of_range", "preference"),
     ("alpaca_eval", {**GOOD_ALPACA, "preference": float("nan")}, "out_of_range", "preference"),
@@ -83,7 +97,9 @@ def test_allow_flags_keep_empty_and_identical(tmp_path):
 
 def test_undetectable_format_and_bad_options(tmp_path):
     path = write(tmp_path / "x.jsonl", [b"", {"text": "hello"}])
-    with pytest.raises(data.DataError, match=r"x.jsonl:2: field '<line>': missing_field: keys \['text'\] match no known"):
+    with pytest.raises(
+        data.DataError, match=r"x.jsonl:2: field '<line>': missing_field: keys \['text'\] match no known"
+    ):
         data.load_preferences(path)
     with pytest.raises(ValueError, match="on_error must be one of"):
         data.PreferenceReader(path, on_error="ignore")

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -104,7 +105,9 @@ class RewardBatcher:
         chosen_ids, chosen_mask, chosen_last = self._pad([r[0] for r in rows], length)
         rejected_ids, rejected_mask, rejected_last = self._pad([r[1] for r in rows], length)
         label = np.array([r[2] for r in rows], np.float32)
-        return RewardBatch(chosen_ids, chosen_mask, chosen_last, rejected_ids, rejected_mask, rejected_last, label, valid)
+        return RewardBatch(
+            chosen_ids, chosen_mask, chosen_last, rejected_ids, rejected_mask, rejected_last, label, valid
+        )
 
     def _pad(self, sequences: list[list[int]], length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids = np.full((len(sequences), length), self.pad_id, np.int32)

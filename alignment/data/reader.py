@@ -13,7 +13,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from typing import IO, Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import IO, NamedTuple
 
 from alignment.data.errors import DataError, FieldError, ParseReport, check_on_error
 from alignment.data.formats import FORMATS, Format, Pair, detect_format, get_format
@@ -48,10 +49,14 @@ def _check_responses(pair: Pair, allow_empty: bool, allow_identical: bool) -> No
     if not allow_empty:
         for field, text in (("chosen", pair.chosen), ("rejected", pair.rejected)):
             if not text.strip():
-                raise FieldError("empty_response", field, "the response is empty (allow with allow_empty_responses=True)")
+                raise FieldError(
+                    "empty_response", field, "the response is empty (allow with allow_empty_responses=True)"
+                )
     if not allow_identical and pair.chosen.strip() == pair.rejected.strip():
         raise FieldError(
-            "identical_responses", "rejected", "both responses are the same text (allow with allow_identical_responses=True)"
+            "identical_responses",
+            "rejected",
+            "both responses are the same text (allow with allow_identical_responses=True)",
         )
 
 
@@ -112,7 +117,10 @@ class PreferenceReader:
                     continue
                 report.kept += 1
                 yield PreferenceRecord(
-                    *pair, property=self.property if self.property is not None else fmt.property, source=self.path, line=number
+                    *pair,
+                    property=self.property if self.property is not None else fmt.property,
+                    source=self.path,
+                    line=number,
                 )
         report.log()
 

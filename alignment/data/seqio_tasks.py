@@ -7,7 +7,7 @@ as the plain path) and tokenizes ``prompt``, ``chosen`` and ``rejected`` with a 
 path's :class:`~alignment.data.tokenization.EncodedPair` s (see :func:`encoded_pairs`), so the
 same :class:`~alignment.data.batching.RewardBatcher` makes the same batches::
 
-    task = preference_task("hh_harmless", builder, tokenizer, vocab_size)
+    task = preference_task("hh_harmless", builder, tokenizer)
     seqio.TaskRegistry.add_provider("hh_harmless", task)   # optional: find it by name
     dataset = task.get_dataset(sequence_length=None, split="reward_train", shuffle=False)
     batches = RewardBatcher(tokenizer.pad_id, 8, 512)(encoded_pairs(dataset))
@@ -16,7 +16,7 @@ same :class:`~alignment.data.batching.RewardBatcher` makes the same batches::
 from __future__ import annotations
 
 import functools
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import seqio
@@ -34,14 +34,15 @@ def _text(value) -> str:
 
 
 class TokenizerVocabulary(seqio.Vocabulary):
-    """A seqio vocabulary around a :class:`ChatTokenizer` that also has ``decode(ids) -> str``.
+    """A seqio vocabulary around a :class:`ChatTokenizer` that also has ``decode(ids) -> str`` and
+    ``vocab_size`` (as ``alignment.models.tokenizer.Tokenizer`` has).
 
     No EOS is appended by seqio (``eos_id`` is None): the chat template writes end-of-turn text.
     """
 
-    def __init__(self, tokenizer: ChatTokenizer, vocab_size: int):
+    def __init__(self, tokenizer: ChatTokenizer):
         super().__init__(extra_ids=0)
-        self.tokenizer, self._size = tokenizer, vocab_size
+        self.tokenizer = tokenizer
 
     @property
     def pad_id(self) -> int:
@@ -57,7 +58,7 @@ class TokenizerVocabulary(seqio.Vocabulary):
 
     @property
     def _base_vocab_size(self) -> int:
-        return self._size
+        return self.tokenizer.vocab_size
 
     def _encode(self, s: str) -> list[int]:
         return self.tokenizer.encode(s)
@@ -97,9 +98,9 @@ def _read_builder(builder: tfds.core.DatasetBuilder, split: str, shuffle_files: 
     return builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=tfds.ReadConfig(shuffle_seed=seed))
 
 
-def preference_task(name: str, builder: tfds.core.DatasetBuilder, tokenizer: ChatTokenizer, vocab_size: int) -> seqio.Task:
+def preference_task(name: str, builder: tfds.core.DatasetBuilder, tokenizer: ChatTokenizer) -> seqio.Task:
     """A seqio task of tokenized preference pairs from a prepared builder (one split per hash split)."""
-    vocabulary = TokenizerVocabulary(tokenizer, vocab_size)
+    vocabulary = TokenizerVocabulary(tokenizer)
     return seqio.Task(
         name,
         source=seqio.FunctionDataSource(functools.partial(_read_builder, builder), splits=list(builder.info.splits)),

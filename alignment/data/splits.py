@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from alignment.data.records import PreferenceRecord
 
@@ -32,7 +32,7 @@ def _check(fractions: Mapping[str, float]) -> None:
 
 def unit_hash(key: str, salt: str = "") -> float:
     """A stable, uniform number in [0, 1) for ``key`` (64 bits of BLAKE2b of salt and key)."""
-    digest = hashlib.blake2b(f"{salt}\0{key}".encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{salt}\0{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 

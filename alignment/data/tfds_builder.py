@@ -74,7 +74,9 @@ class PreferencePairs(tfds.core.GeneratorBasedBuilder):
                     "context": tfds.features.Sequence({"role": text, "content": text}),
                     "chosen": text,
                     "rejected": text,
-                    "label": tfds.features.Tensor(shape=(), dtype=np.float64, encoding=tfds.features.Encoding.BYTES),  # exact
+                    "label": tfds.features.Tensor(
+                        shape=(), dtype=np.float64, encoding=tfds.features.Encoding.BYTES
+                    ),  # exact
                     "property": text,
                     "source": text,
                     "line": tfds.features.Scalar(np.int64),

@@ -10,7 +10,8 @@ tokenizer's ``encode`` must not add special tokens of its own: the template hold
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
 from alignment.data.records import PreferenceRecord
 
@@ -34,7 +35,9 @@ class EncodedPair(NamedTuple):
     label: float
 
 
-def render(tokenizer: ChatTokenizer, messages: Sequence[dict[str, str]], responses: Sequence[str]) -> tuple[str, list[str]]:
+def render(
+    tokenizer: ChatTokenizer, messages: Sequence[dict[str, str]], responses: Sequence[str]
+) -> tuple[str, list[str]]:
     """The prompt text of ``messages`` and the completion text of each response.
 
     Raises ``ValueError`` if the template's rendering of a full conversation does not start with

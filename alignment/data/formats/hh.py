@@ -34,7 +34,7 @@ _TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
 def _strip_separator(text: str) -> str:
-    return text[1:] if text.startswith(" ") else text
+    return text.removeprefix(" ")
 
 
 def _split_turns(context: str, field: str) -> tuple[Message, ...]:
@@ -43,9 +43,7 @@ def _split_turns(context: str, field: str) -> tuple[Message, ...]:
     if not markers or markers[0].start() != 0:
         raise FieldError("bad_dialogue", field, 'the dialogue does not start with "\\n\\nHuman:"')
     ends = [m.start() for m in markers[1:]] + [len(context)]
-    return tuple(
-        Message(_ROLES[m.group(1)], _strip_separator(context[m.end() : end])) for m, end in zip(markers, ends)
-    )
+    return tuple(Message(_ROLES[m.group(1)], _strip_separator(context[m.end() : end])) for m, end in zip(markers, ends))
 
 
 def _context_end(chosen: str, rejected: str) -> int:

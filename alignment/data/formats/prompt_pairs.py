@@ -43,6 +43,4 @@ def to_json(record) -> dict:
     return {"prompt": record.messages(), "chosen": record.chosen, "rejected": record.rejected, "label": record.label}
 
 
-FORMAT = register_format(
-    Format(name="prompt_pairs", parse=parse, fields=("prompt", "chosen", "rejected"), property="")
-)
+FORMAT = register_format(Format(name="prompt_pairs", parse=parse, fields=("prompt", "chosen", "rejected"), property=""))

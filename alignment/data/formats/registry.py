@@ -9,7 +9,8 @@ specific formats are registered first.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from alignment.data.records import Message
 
