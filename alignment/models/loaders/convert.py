@@ -74,7 +74,7 @@ def load_params(model: nnx.Module, params: Mapping, source: str) -> nnx.Module:
     ``ValueError`` naming ``source`` and every missing, unexpected or mis-shaped entry.
     """
     graphdef, state, rest = nnx.split(model, nnx.Param, ...)
-    expected = _flatten(state.to_pure_dict())
+    expected = _flatten(nnx.to_pure_dict(state))
     given = _flatten(params)
     problems = [f"missing {k}" for k in expected if k not in given]
     problems += [f"unexpected {k}" for k in given if k not in expected]
