@@ -1,0 +1,53 @@
+"""Orbax save/restore of a model's parameters, restorable onto any mesh.
+
+The checkpoint holds the pure nested dict of ``nnx.Param`` arrays (``nnx.to_pure_dict``), so it
+is readable without the model class. Restoring takes a model of the right structure (real, or
+abstract from ``nnx.eval_shape``) and reads every array directly into its target sharding:
+the sharding resolved from the parameter's logical axes on ``mesh`` (any shape, not the one it
+was saved from), or the first device without a mesh. Training state (optimizer, step, data
+position) belongs to the trainer's ``CheckpointManager``; this module is for weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import Mesh, SingleDeviceSharding
+
+from alignment.models.partitioning import abstract_state
+from alignment.parallel import DEFAULT_RULES
+
+
+def save_params(model: nnx.Module, directory: str | Path, *, overwrite: bool = False) -> Path:
+    """Writes the parameters of ``model`` to ``directory`` (absolute path); returns it."""
+    directory = Path(directory).absolute()
+    if directory.exists() and not overwrite:
+        raise FileExistsError(f"checkpoint directory already exists: {directory} (pass overwrite=True)")
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(directory, nnx.to_pure_dict(nnx.state(model, nnx.Param)), force=overwrite)
+    return directory
+
+
+def restore_params(
+    model: nnx.Module, directory: str | Path, *, mesh: Mesh | None = None, rules=DEFAULT_RULES
+) -> nnx.Module:
+    """A copy of ``model`` holding the parameters saved in ``directory``, placed on ``mesh``."""
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint directory not found: {directory}")
+    graphdef, state, rest = nnx.split(model, nnx.Param, ...)
+    if mesh is None:
+        device = SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), nnx.to_pure_dict(state))
+    else:
+        target = nnx.to_pure_dict(abstract_state(state, mesh, rules))
+    with ocp.StandardCheckpointer() as checkpointer:
+        try:
+            restored = checkpointer.restore(directory, target)
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"checkpoint {directory} does not match the model's parameters: {error}") from error
+    nnx.replace_by_pure_dict(state, restored)
+    return nnx.merge(graphdef, state, rest)
