@@ -8,7 +8,7 @@ A response to a prompt of topic ``t`` is drawn as follows (probabilities in ``Re
   ``P(k) = detail_counts``, each drawn from the hazards of ``t`` with probability ``p_hazard``
   (risky topics) and from its harmless details otherwise; maybe a caveat (of ``t`` or generic);
   maybe an off-topic filler sentence at a random place; maybe one repeated detail; maybe a
-  closing.
+  closing (an answer that would be empty is an acknowledgement).
 
 Responses rarely exceed 7 sentences, which is where the gold helpfulness starts to punish
 length (``alignment.data.sandbox.gold``): a reward model learnt from these samples never sees
@@ -72,4 +72,4 @@ def sample_response(topic: Topic, rng: np.random.Generator, grammar: ResponseGra
         body.insert(int(rng.integers(len(body) + 1)), _pick(rng, FILLERS))
     parts = ([_pick(rng, ACKS)] if rng.random() < g.p_ack else []) + body
     parts += [_pick(rng, CLOSINGS)] if rng.random() < g.p_closing else []
-    return " ".join(parts)
+    return " ".join(parts or [_pick(rng, ACKS)])
