@@ -25,7 +25,7 @@ EXTRAS = {
     # Lower bounds checked together with jax 0.10 / numpy 2 (tests/test_data_seqio.py passes):
     # seqio 0.0.19 pins protobuf<=3.20.3; sentencepiece 0.2.3 (a seqio dependency) is generated
     # with protobuf 7.36 and fails to import on an older runtime, which TF < 2.21 forces;
-    # tensorflow-datasets 4.9.7 fails to import with TF 2.21.
+    # tensorflow-datasets 4.9.10 is the oldest checked (4.9.7 did not import in one try).
     "seqio": [
         "tensorflow-cpu>=2.21",
         "seqio>=0.0.20",
