@@ -1,0 +1,193 @@
+"""Building the sandbox from a seed, and its on-disk cache.
+
+``load_sandbox(config)`` returns a ``Sandbox``: the tokenizer, the trained base policy, the
+prompts and their splits, and the BT-labelled preference records of both properties. Only the
+tokenizer and the policy are stored (the text parts regenerate from the seed in about two
+seconds). The cache entry is ``<root>/<key>`` where ``root`` is the ``cache_dir`` argument, else
+``$ALIGNMENT_SANDBOX_CACHE``, else ``$XDG_CACHE_HOME/alignment/sandbox`` (``~/.cache/...``), and
+``key`` hashes the config and the source of every module the build runs (the sandbox package,
+``alignment.training.sft`` and the decoder), so editing any of them starts a fresh entry. An
+entry holds ``config.json``, ``tokenizer.json``, ``policy.npz`` and ``train_log.json``, and is
+written to a temporary directory first and renamed into place when complete.
+
+Random streams: every consumer of randomness draws from its own
+``numpy.random.default_rng([seed, stream])`` (``STREAMS``), so changing one part (e.g. the
+number of pairs) leaves the others' draws unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from alignment.data.records import PreferenceRecord
+from alignment.data.sandbox.bank import SENTENCES
+from alignment.data.sandbox.gold import PROPERTIES
+from alignment.data.sandbox.policy import PolicyConfig, load_params, sample_texts, save_params, sft_corpus, train_policy
+from alignment.data.sandbox.preferences import label_pairs, split_prompts
+from alignment.data.sandbox.prompts import Prompt, all_prompts
+from alignment.data.sandbox.responses import ResponseGrammar
+from alignment.data.sandbox.tokenizer import build_tokenizer, load_tokenizer
+from alignment.data.splits import DEFAULT_SPLITS
+from alignment.models import Decoder
+from alignment.models.tokenizer import Tokenizer
+
+CACHE_ENV = "ALIGNMENT_SANDBOX_CACHE"
+STREAMS = {"helpful": 1, "harmless": 2, "sft": 3}
+_ALIGNMENT = Path(__file__).resolve().parents[2]
+_SOURCES = ("data/sandbox/*.py", "training/sft.py", "models/config.py", "models/decoder.py", "models/layers.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxConfig:
+    """Everything that determines a sandbox.
+
+    Attributes:
+      seed: the root of every random stream.
+      beta: BT inverse temperature of the labels, ``P(a > b) = sigmoid(beta * (g(a) - g(b)))``.
+      pairs_per_prompt: labelled pairs per prompt and property.
+      grammar: the base response distribution.
+      policy: the base policy's shape and training.
+      splits: ``(name, fraction)`` pairs for ``alignment.data.splits``.
+      salt: the split hash's salt.
+    """
+
+    seed: int = 0
+    beta: float = 3.0
+    pairs_per_prompt: int = 2
+    grammar: ResponseGrammar = ResponseGrammar()
+    policy: PolicyConfig = PolicyConfig()
+    splits: tuple[tuple[str, float], ...] = tuple(DEFAULT_SPLITS.items())
+    salt: str = ""
+
+    @property
+    def source(self) -> str:
+        """The ``source`` of the sandbox's preference records."""
+        return f"sandbox:seed={self.seed}"
+
+    def rng(self, stream: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, STREAMS[stream]])
+
+
+def sandbox_tokenizer() -> Tokenizer:
+    """The word-level tokenizer of the bank and prompt vocabulary (the same for every config)."""
+    return build_tokenizer([*SENTENCES, *(p.text for p in all_prompts())])
+
+
+def preference_records(config: SandboxConfig) -> dict[str, list[PreferenceRecord]]:
+    """BT-labelled pairs over all prompts, by property (``line`` numbers restart per property)."""
+    return {
+        prop: label_pairs(all_prompts(), prop, config.rng(prop), pairs_per_prompt=config.pairs_per_prompt,
+                          beta=config.beta, source=config.source, grammar=config.grammar)
+        for prop in PROPERTIES
+    }
+
+
+def code_digest() -> str:
+    """SHA-256 of the source files the build runs (see the module docstring)."""
+    digest = hashlib.sha256()
+    for pattern in _SOURCES:
+        for path in sorted(_ALIGNMENT.glob(pattern)):
+            digest.update(path.relative_to(_ALIGNMENT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(config: SandboxConfig) -> str:
+    text = json.dumps({"config": dataclasses.asdict(config), "code": code_digest()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment" / "sandbox"
+
+
+@dataclasses.dataclass
+class Sandbox:
+    """A built sandbox (see ``load_sandbox``).
+
+    Attributes:
+      config: what it was built from.
+      tokenizer: the word-level tokenizer.
+      policy: the base policy pi_0 (a ``Decoder``).
+      directory: its cache entry.
+      train_log: the SFT loss curve and timings.
+    """
+
+    config: SandboxConfig
+    tokenizer: Tokenizer
+    policy: Decoder
+    directory: Path
+    train_log: dict
+
+    @property
+    def prompts(self) -> tuple[Prompt, ...]:
+        return all_prompts()
+
+    @functools.cached_property
+    def splits(self) -> dict[str, list[Prompt]]:
+        """Prompts by split; a prompt's records are in the same split (``records``)."""
+        return split_prompts(self.prompts, dict(self.config.splits), self.config.salt)
+
+    @functools.cached_property
+    def preferences(self) -> dict[str, list[PreferenceRecord]]:
+        """All preference records by property."""
+        return preference_records(self.config)
+
+    def records(self, prop: str, split: str) -> list[PreferenceRecord]:
+        """The records of property ``prop`` whose prompt is in ``split``."""
+        if split not in self.splits:
+            raise KeyError(f"unknown split {split!r}; valid splits: {list(self.splits)}")
+        texts = {p.text for p in self.splits[split]}
+        return [r for r in self.preferences[prop] if r.context[-1].content in texts]
+
+    def sample(self, prompts: Sequence[Prompt], key: jax.Array, temperature: float = 1.0) -> list[str]:
+        """One base-policy response text per prompt."""
+        return sample_texts(self.policy, self.tokenizer, prompts, key,
+                            max_new_tokens=self.config.policy.max_new_tokens, temperature=temperature)
+
+
+def load_sandbox(config: SandboxConfig = SandboxConfig(), cache_dir: str | Path | None = None, rebuild: bool = False) -> Sandbox:
+    """The sandbox of ``config`` from the cache, building and storing it first on a miss or ``rebuild``."""
+    directory = cache_root(cache_dir) / cache_key(config)
+    if rebuild or not (directory / "config.json").is_file():
+        _build(config, directory)
+    tokenizer = load_tokenizer(directory / "tokenizer.json")
+    policy = load_params(config.policy.decoder_config(tokenizer.vocab_size), directory / "policy.npz")
+    train_log = json.loads((directory / "train_log.json").read_text())
+    return Sandbox(config, tokenizer, policy, directory, train_log)
+
+
+def _build(config: SandboxConfig, directory: Path) -> None:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        tokenizer = sandbox_tokenizer()
+        corpus = sft_corpus(all_prompts(), config.rng("sft"), config.policy.responses_per_prompt, config.grammar)
+        policy, log = train_policy(tokenizer, corpus, config.policy, config.seed)
+        tokenizer.save(tmp / "tokenizer.json")
+        save_params(policy, tmp / "policy.npz")
+        (tmp / "train_log.json").write_text(json.dumps(log))
+        (tmp / "config.json").write_text(json.dumps({"config": dataclasses.asdict(config), "code": code_digest()}, indent=2))
+        if directory.exists():
+            shutil.rmtree(directory)
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            if not (directory / "config.json").is_file():  # not a concurrent build that finished first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

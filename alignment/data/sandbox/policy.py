@@ -1,0 +1,153 @@
+"""The sandbox's base policy pi_0: a tiny decoder fitted by SFT to the response grammar.
+
+The corpus holds ``responses_per_prompt`` grammar responses to every sandbox prompt; the model
+is trained with ``alignment.training.sft`` (AdamW, linear warm-up then cosine decay) on batches
+of ``batch_size`` chats of a shuffled epoch, right-padded to one of two lengths (``short_length``
+or the corpus's longest chat, 16-aligned; two compiled shapes, a third less padding), and samples with ``alignment.sampling.Sampler``. Parameters are stored as
+one ``.npz`` of the ``nnx.Param`` leaves keyed by their path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+
+from alignment.models import Decoder, DecoderConfig, get_config
+from alignment.models.tokenizer import Tokenizer
+from alignment.sampling import Sampler, SamplerConfig, SamplingParams
+from alignment.training.sft import encode_example, make_batch, train_step
+
+from alignment.data.sandbox.prompts import Prompt
+from alignment.data.sandbox.responses import ResponseGrammar, sample_response
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    """Shape and training schedule of the base policy (vocabulary size comes from the tokenizer)."""
+
+    embed_dim: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    head_dim: int = 16
+    mlp_dim: int = 192
+    responses_per_prompt: int = 4
+    steps: int = 400
+    batch_size: int = 24
+    short_length: int = 64
+    learning_rate: float = 1e-2
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    max_new_tokens: int = 112
+
+    def decoder_config(self, vocab_size: int) -> DecoderConfig:
+        return get_config(
+            "tiny", vocab_size=vocab_size, embed_dim=self.embed_dim, num_layers=self.num_layers,
+            num_heads=self.num_heads, num_kv_heads=self.num_kv_heads, head_dim=self.head_dim,
+            mlp_dim=self.mlp_dim, max_length=256,
+        )
+
+
+def sft_corpus(prompts: Sequence[Prompt], rng: np.random.Generator, per_prompt: int, grammar: ResponseGrammar) -> list[tuple[Prompt, str]]:
+    """``per_prompt`` grammar responses to each prompt."""
+    return [(p, sample_response(p.topic, rng, grammar)) for p in prompts for _ in range(per_prompt)]
+
+
+def messages(prompt: Prompt) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt.text}]
+
+
+def train_policy(
+    tokenizer: Tokenizer, corpus: Sequence[tuple[Prompt, str]], config: PolicyConfig, seed: int
+) -> tuple[Decoder, dict]:
+    """Fits a fresh decoder to ``corpus``; returns it and a log (loss curve, seconds, shapes)."""
+    start = time.perf_counter()
+    examples = [encode_example(tokenizer, messages(p), r) for p, r in corpus]
+    model = Decoder(config.decoder_config(tokenizer.vocab_size), rngs=nnx.Rngs(seed))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps, config.steps)
+    optimizer = nnx.Optimizer(model, optax.adamw(schedule, weight_decay=config.weight_decay), wrt=nnx.Param)
+    batches = itertools.islice(_batches([len(ids) for ids, _ in examples], config, np.random.default_rng(seed)), config.steps)
+    losses = []
+    for rows, length in batches:
+        batch = make_batch([examples[i] for i in rows], length, tokenizer.pad_id)
+        losses.append(train_step(model, optimizer, batch)["nll"])
+    losses = [float(x) for x in jax.device_get(losses)]
+    log = {"losses": losses, "final_loss": float(np.mean(losses[-20:])), "examples": len(examples),
+           "seconds": time.perf_counter() - start}
+    return model, log
+
+
+def _batches(lengths: Sequence[int], config: PolicyConfig, rng: np.random.Generator):
+    """Endless ``(example indices, padded length)`` batches; every epoch reshuffled.
+
+    The padded lengths are ``short_length`` and the longest example rounded up to 16; each
+    batch holds examples of one length bucket (a bucket's last partial batch waits for the
+    next epoch).
+    """
+    longest = 16 * math.ceil(max(lengths) / 16)
+    buckets = np.array(sorted({min(config.short_length, longest), longest}))
+    bucket_of = np.searchsorted(buckets, lengths)
+    while True:
+        order = rng.permutation(len(lengths))
+        batches = []
+        for b, length in enumerate(buckets):
+            members = order[bucket_of[order] == b]
+            full = len(members) - len(members) % config.batch_size
+            batches += [(members[i : i + config.batch_size], int(length)) for i in range(0, full, config.batch_size)]
+        yield from (batches[i] for i in rng.permutation(len(batches)))
+
+
+def save_params(model: Decoder, path: Path) -> None:
+    """Writes the model's parameters to ``path`` (an ``.npz`` keyed by parameter path)."""
+    np.savez(path, **{_key(k): np.asarray(v) for k, v in _flat_params(model)})
+
+
+def load_params(config: DecoderConfig, path: Path) -> Decoder:
+    """A decoder of ``config`` with the parameters saved at ``path``; ``ValueError`` on a mismatch."""
+    model = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
+    with np.load(path) as stored:
+        expected = {_key(k): v.shape for k, v in _flat_params(model)}
+        found = {k: stored[k].shape for k in stored.files}
+        if expected != found:
+            raise ValueError(f"{path}: stored parameters {found} do not match the decoder's {expected}")
+        state = nnx.state(model, nnx.Param)
+        leaves = {_key(k): stored[_key(k)] for k, _ in _flat_params(model)}
+    flat = [(path_, leaves[_key(path_)]) for path_, _ in nnx.to_flat_state(state)]
+    nnx.update(model, nnx.from_flat_state(flat))
+    return model
+
+
+def _flat_params(model: nnx.Module):
+    return [(k, v.get_value() if hasattr(v, "get_value") else v) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+
+
+def _key(path: tuple) -> str:
+    return "/".join(str(p) for p in path)
+
+
+def sample_texts(
+    model: Decoder, tokenizer: Tokenizer, prompts: Sequence[Prompt], key: jax.Array, *,
+    max_new_tokens: int, temperature: float = 1.0, batch_size: int = 256,
+) -> list[str]:
+    """One sampled response text per prompt (special tokens removed)."""
+    sampler = Sampler(SamplerConfig(
+        max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
+        sampling=SamplingParams(temperature=temperature), prompt_buckets=(32, 64), batch_buckets=(batch_size,),
+    ))
+    texts = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        ids = [tokenizer.encode(tokenizer.apply_chat_template(messages(p))) for p in chunk]
+        out = sampler(model, ids, jax.random.fold_in(key, start))
+        tokens, mask = jax.device_get((out.response_tokens, out.response_mask[:, out.prompt_length :]))
+        texts += [tokenizer.decode(row[m].tolist(), skip_special_tokens=True) for row, m in zip(tokens, mask)]
+    return texts
