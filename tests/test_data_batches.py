@@ -25,6 +25,8 @@ def test_left_padding_masks_and_last_index():
     np.testing.assert_array_equal(batch.chosen_mask[0], [0, 0, 0, 1, 1, 1, 1, 1])
     np.testing.assert_array_equal(batch.rejected_ids[1], [0, 0, 0, 0, 0, 100, 300, 301])
     np.testing.assert_array_equal(batch.chosen_last, [7, 7])
+    np.testing.assert_array_equal(batch.chosen_prompt_last, [4, 6])
+    np.testing.assert_array_equal(batch.rejected_prompt_last, [6, 5])
     np.testing.assert_allclose(batch.label, [0.9, 1.0])
     assert batch.valid.all() and batcher.stats == data.TruncationStats(4, 0, 0)
 
@@ -37,6 +39,7 @@ def test_right_padding():
     np.testing.assert_array_equal(batch.rejected_mask[0], [1, 1, 1, 1, 1, 0])
     np.testing.assert_array_equal(batch.chosen_last, [2, 2])
     np.testing.assert_array_equal(batch.rejected_last, [4, 1])
+    np.testing.assert_array_equal(batch.rejected_prompt_last, [1, 0])
 
 
 def test_truncation_keeps_the_response_and_counts():
@@ -44,6 +47,8 @@ def test_truncation_keeps_the_response_and_counts():
     (batch,) = batcher([pair(5, 3, 5)])
     np.testing.assert_array_equal(batch.chosen_ids[0], [102, 103, 104, 200, 201, 202])  # context cut on the left
     np.testing.assert_array_equal(batch.rejected_ids[0], [103, 104, 300, 301, 302, 303])  # response cut on the right
+    np.testing.assert_array_equal(batch.chosen_prompt_last, [2])
+    np.testing.assert_array_equal(batch.rejected_prompt_last, [1])
     assert batch.chosen_mask.all() and batcher.stats == data.TruncationStats(2, 2, 1)
 
 

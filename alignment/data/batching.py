@@ -4,7 +4,8 @@ Layout: each row is ``prompt + completion`` (see :mod:`alignment.data.tokenizati
 with ``pad_id`` to the batch length. Padding is on the **left** by default, so every row's last
 token sits at index ``L - 1``, where a decoder with a reward head reads it; the masks tell the
 decoder which positions are real (``"right"`` padding is available too). ``*_last`` always gives
-the index of each row's last real token.
+the index of each row's last real token and ``*_prompt_last`` that of its last prompt token
+(where a general preference model reads the prompt-dependent scale lambda(x)).
 
 Truncation: a sequence longer than ``max_length`` loses tokens from the *start of the prompt*
 (the oldest context) and keeps its completion. Only when the completion alone leaves fewer than
@@ -43,6 +44,8 @@ class RewardBatch(NamedTuple):
     rejected_last: np.ndarray
     label: np.ndarray  # float32 [B], P(chosen preferred)
     valid: np.ndarray  # bool [B], False for filler rows of a final partial batch
+    chosen_prompt_last: np.ndarray  # int32 [B], index of the last prompt token
+    rejected_prompt_last: np.ndarray
 
 
 @dataclasses.dataclass
@@ -88,43 +91,49 @@ class RewardBatcher:
         self.padding, self.min_context_tokens = padding, min_context_tokens
         self.stats = TruncationStats()
 
-    def fit(self, prompt: list[int], completion: list[int]) -> list[int]:
-        """``prompt + completion`` cut to ``max_length`` by the truncation policy (counted)."""
+    def fit(self, prompt: list[int], completion: list[int]) -> tuple[list[int], int]:
+        """``prompt + completion`` cut to ``max_length`` by the truncation policy (counted), and
+        the number of prompt tokens kept."""
         self.stats.sequences += 1
         if len(prompt) + len(completion) <= self.max_length:
-            return prompt + completion
+            return prompt + completion, len(prompt)
         keep = max(self.max_length - len(completion), min(len(prompt), self.min_context_tokens))
         self.stats.context_truncated += keep < len(prompt)
         self.stats.response_truncated += self.max_length - keep < len(completion)
-        return prompt[len(prompt) - keep :] + completion[: self.max_length - keep]
+        return prompt[len(prompt) - keep :] + completion[: self.max_length - keep], keep
 
-    def collate(self, rows: Sequence[tuple[list[int], list[int], float]], length: int) -> RewardBatch:
-        """One batch of ``length`` from (chosen ids, rejected ids, label) rows, filled to ``batch_size``."""
+    def collate(self, rows: Sequence[tuple[tuple[list[int], int], tuple[list[int], int], float]], length: int) -> RewardBatch:
+        """One batch of ``length`` from (chosen, rejected, label) rows, filled to ``batch_size``;
+        each side is ``(ids, prompt tokens kept)`` as :meth:`fit` returns it."""
         valid = np.arange(self.batch_size) < len(rows)
         rows = [rows[i % len(rows)] for i in range(self.batch_size)]
-        chosen_ids, chosen_mask, chosen_last = self._pad([r[0] for r in rows], length)
-        rejected_ids, rejected_mask, rejected_last = self._pad([r[1] for r in rows], length)
+        chosen_ids, chosen_mask, chosen_last, chosen_prompt_last = self._pad([r[0] for r in rows], length)
+        rejected_ids, rejected_mask, rejected_last, rejected_prompt_last = self._pad([r[1] for r in rows], length)
         label = np.array([r[2] for r in rows], np.float32)
         return RewardBatch(
-            chosen_ids, chosen_mask, chosen_last, rejected_ids, rejected_mask, rejected_last, label, valid
+            chosen_ids, chosen_mask, chosen_last, rejected_ids, rejected_mask, rejected_last, label, valid,
+            chosen_prompt_last, rejected_prompt_last,
         )
 
-    def _pad(self, sequences: list[list[int]], length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _pad(self, sequences: list[tuple[list[int], int]], length: int) -> tuple[np.ndarray, ...]:
+        """Padded ids, mask, last-token index and last-prompt-token index."""
         ids = np.full((len(sequences), length), self.pad_id, np.int32)
         mask = np.zeros((len(sequences), length), np.int32)
         last = np.empty(len(sequences), np.int32)
-        for i, seq in enumerate(sequences):
+        prompt_last = np.empty(len(sequences), np.int32)
+        for i, (seq, prompt_len) in enumerate(sequences):
             start = length - len(seq) if self.padding == "left" else 0
             ids[i, start : start + len(seq)] = seq
             mask[i, start : start + len(seq)] = 1
             last[i] = start + len(seq) - 1
-        return ids, mask, last
+            prompt_last[i] = start + max(prompt_len, 1) - 1
+        return ids, mask, last, prompt_last
 
     def __call__(self, pairs: Iterable[EncodedPair]) -> Iterator[RewardBatch]:
         pending: dict[int, list] = {b: [] for b in self.buckets}
         for pair in pairs:
             chosen, rejected = self.fit(pair.prompt, pair.chosen), self.fit(pair.prompt, pair.rejected)
-            bucket = self.buckets[bisect.bisect_left(self.buckets, max(len(chosen), len(rejected)))]
+            bucket = self.buckets[bisect.bisect_left(self.buckets, max(len(chosen[0]), len(rejected[0])))]
             pending[bucket].append((chosen, rejected, pair.label))
             if len(pending[bucket]) == self.batch_size:
                 yield self.collate(pending[bucket], bucket)
