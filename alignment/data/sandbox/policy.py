@@ -49,6 +49,10 @@ class PolicyConfig:
     weight_decay: float = 0.01
     max_new_tokens: int = 112
 
+    def __post_init__(self):
+        if not 0 <= self.warmup_steps < self.steps:
+            raise ValueError(f"PolicyConfig needs 0 <= warmup_steps < steps; got warmup_steps={self.warmup_steps}, steps={self.steps}")
+
     def decoder_config(self, vocab_size: int) -> DecoderConfig:
         return get_config(
             "tiny", vocab_size=vocab_size, embed_dim=self.embed_dim, num_layers=self.num_layers,
