@@ -1,8 +1,10 @@
 """Batched autoregressive sampling with a KV cache: one compiled program per shape bucket.
 
 The model is any Flax NNX module with the decoder interface of ``alignment.models.decoder``:
-``init_cache(batch, max_length)`` and ``model(tokens, positions, kv_mask, cache, cache_index)
--> (logits, cache)``. One call of ``Sampler`` runs, inside a single ``jax.jit`` program:
+``init_cache(batch, max_length)``, ``hidden_states(tokens, positions, kv_mask, cache,
+cache_index) -> (hidden, cache)`` and ``logits(hidden)`` (the two halves of ``model(...)``, so
+that only the last column's logits are computed). One call of ``Sampler`` runs, inside a single
+``jax.jit`` program:
 
 1. prefill: the left-padded prompts ``[B, P]`` in one forward pass, writing cache slots
    ``0 .. P-1``; response token 0 is sampled from the logits of column ``P - 1``;
@@ -190,8 +192,10 @@ class Sampler:
         n = cfg.max_new_tokens
 
         def forward(tokens, positions, cache, index):
-            logits, cache = nnx.merge(graphdef, state)(tokens, positions, kv_mask, cache=cache, cache_index=index)
-            return logits[:, -1], cache
+            """Logits ``[B, V]`` of the last column only (the prefill skips the other P-1 columns)."""
+            model = nnx.merge(graphdef, state)
+            hidden, cache = model.hidden_states(tokens, positions, kv_mask, cache=cache, cache_index=index)
+            return model.logits(hidden[:, -1:])[:, 0], cache
 
         kv_mask = jnp.concatenate([prompt_mask, jnp.ones((batch, n - 1), bool)], axis=1)
         cache = self._constrain_cache(nnx.merge(graphdef, state).init_cache(batch, prompt_length + n - 1))
