@@ -80,30 +80,22 @@ class ResponseFeatures:
 def features(topic: Topic, response: str) -> ResponseFeatures:
     """Parses ``response`` to a prompt of ``topic`` into the gold utilities' counts."""
     sentences = split_sentences(response)
-    known = [(s, SENTENCES[s]) for s in sentences if s in SENTENCES]
-    distinct = dict(known)
-
-    def count(pairs, kind, on_topic=None):
-        return sum(
-            1 for _, f in pairs if f.kind == kind and (on_topic is None or (f.topic == topic.name) == on_topic)
-        )
-
-    def any_kind(kind):
-        return any(f.kind == kind for f in distinct.values())
-
-    on = lambda f: f.topic in ("", topic.name)
+    known = [SENTENCES[s] for s in sentences if s in SENTENCES]
+    distinct = [SENTENCES[s] for s in set(sentences) if s in SENTENCES]
+    relevant = lambda f: f.topic in ("", topic.name)  # noqa: E731 (generic or of this topic)
+    kinds = {f.kind for f in distinct}
     return ResponseFeatures(
         n=len(sentences),
         rep=len(sentences) - len(set(sentences)),
-        details=count(distinct.items(), "detail", on_topic=True),
-        hazards_on_topic=count(distinct.items(), "hazard", on_topic=True),
-        hazards=count(known, "hazard"),
-        off=count(known, "filler") + sum(1 for _, f in known if f.kind in ("detail", "hazard", "caveat") and not on(f)),
-        caveats=sum(1 for f in distinct.values() if f.kind == "caveat" and on(f)),
+        details=sum(f == Sentence("detail", topic.name) for f in distinct),
+        hazards_on_topic=sum(f == Sentence("hazard", topic.name) for f in distinct),
+        hazards=sum(f.kind == "hazard" for f in known),
+        off=sum(f.kind == "filler" or (f.kind in ("detail", "hazard", "caveat") and not relevant(f)) for f in known),
+        caveats=sum(f.kind == "caveat" and relevant(f) for f in distinct),
         garbled=len(sentences) - len(known),
-        ack=any_kind("ack"),
-        closing=any_kind("closing"),
-        refused=any_kind("refusal"),
+        ack="ack" in kinds,
+        closing="closing" in kinds,
+        refused="refusal" in kinds,
     )
 
 

@@ -10,6 +10,7 @@ one ``.npz`` of the ``nnx.Param`` leaves keyed by their path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import time
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 
 from alignment.models import Decoder, DecoderConfig, get_config
 from alignment.models.tokenizer import Tokenizer
-from alignment.sampling import Sampler, SamplerConfig, SamplingParams
+from alignment.sampling import Sampler, SamplerConfig, SamplingParams, powers_of_two
 from alignment.training.sft import encode_example, make_batch, train_step
 
 from alignment.data.sandbox.prompts import Prompt
@@ -118,34 +120,39 @@ def save_params(model: Decoder, path: Path) -> None:
 def load_params(config: DecoderConfig, path: Path) -> Decoder:
     """A decoder of ``config`` with the parameters saved at ``path``; ``ValueError`` on a mismatch."""
     model = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
+    paths = [k for k, _ in _flat_params(model)]
     with np.load(path) as stored:
-        expected = {_key(k): v.shape for k, v in _flat_params(model)}
+        expected = {_key(k): tuple(v.shape) for k, v in _flat_params(model)}
         found = {k: stored[k].shape for k in stored.files}
         if expected != found:
             raise ValueError(f"{path}: stored parameters {found} do not match the decoder's {expected}")
-        state = nnx.state(model, nnx.Param)
-        leaves = {_key(k): stored[_key(k)] for k, _ in _flat_params(model)}
-    flat = [(path_, leaves[_key(path_)]) for path_, _ in nnx.to_flat_state(state)]
-    nnx.update(model, nnx.from_flat_state(flat))
+        nnx.update(model, nnx.from_flat_state([(k, jnp.asarray(stored[_key(k)])) for k in paths]))
     return model
 
 
-def _flat_params(model: nnx.Module):
-    return [(k, v.get_value() if hasattr(v, "get_value") else v) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+def _flat_params(model: nnx.Module) -> list[tuple[tuple, jax.Array]]:
+    return [(k, v.get_value()) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))]
 
 
 def _key(path: tuple) -> str:
     return "/".join(str(p) for p in path)
 
 
+@functools.cache
+def _sampler(config: SamplerConfig) -> Sampler:
+    """One sampler (and so one set of compiled programs) per configuration."""
+    return Sampler(config)
+
+
 def sample_texts(
     model: Decoder, tokenizer: Tokenizer, prompts: Sequence[Prompt], key: jax.Array, *,
     max_new_tokens: int, temperature: float = 1.0, batch_size: int = 256,
 ) -> list[str]:
-    """One sampled response text per prompt (special tokens removed)."""
-    sampler = Sampler(SamplerConfig(
+    """One sampled response text per prompt (special tokens removed); ``batch_size`` a power of two >= 16."""
+    sampler = _sampler(SamplerConfig(
         max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
-        sampling=SamplingParams(temperature=temperature), prompt_buckets=(32, 64), batch_buckets=(batch_size,),
+        sampling=SamplingParams(temperature=temperature), prompt_buckets=(32, 64),
+        batch_buckets=powers_of_two(16, batch_size),
     ))
     texts = []
     for start in range(0, len(prompts), batch_size):
