@@ -109,9 +109,22 @@ def test_eos_masks_rows_stopping_at_different_steps(model, sampling):
     assert not np.asarray(out.prompt_mask[:, p:]).any() and not np.asarray(out.response_mask[:, :p]).any()
 
 
-def test_all_rows_stopping_at_the_first_token(model):
+class CountingDecoder(Decoder):
+    """The tiny decoder, counting its forward passes at run time (inside the compiled loop)."""
+
+    calls = 0
+
+    def hidden_states(self, *args, **kwargs):
+        jax.debug.callback(lambda: setattr(CountingDecoder, "calls", CountingDecoder.calls + 1))
+        return super().hidden_states(*args, **kwargs)
+
+
+def test_loop_stops_as_soon_as_every_row_has_emitted_eos(model):
     first = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))(model, PROMPTS, None).response_tokens[:, 0]
-    out = Sampler(SamplerConfig(max_new_tokens=NEW, eos_ids=tuple(np.asarray(first).tolist()), sampling=GREEDY))(model, PROMPTS, None)
+    counting = CountingDecoder(get_config("tiny", init_std=0.3), rngs=nnx.Rngs(0))  # the same weights
+    out = Sampler(SamplerConfig(max_new_tokens=NEW, eos_ids=tuple(np.asarray(first).tolist()), sampling=GREEDY))(counting, PROMPTS, None)
+    jax.effects_barrier()
+    assert CountingDecoder.calls == 1  # the prefill only: no decode step ran
     np.testing.assert_array_equal(out.response_lengths, 1)
     np.testing.assert_array_equal(out.response_tokens[:, 0], first)
 

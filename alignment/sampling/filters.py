@@ -13,11 +13,12 @@ is always ``softmax(filter_logits(logits, params))``. The steps compose in the u
 Greedy decoding (``temperature == 0`` or ``greedy=True``) is the point mass on ``argmax logits``:
 its filtered logits are ``0`` at the argmax and ``-inf`` elsewhere, so its log-probability is 0.
 
-Why our own code: jax, optax and rlax (at the versions pinned here) offer ``jax.lax.top_k`` and
-``jax.random.categorical`` but no top-p filter and no combined sampler that also returns the
-log-probability under the filtered distribution, which the RL learner needs. We build on those two
-primitives and keep the survivors in "candidate space" (sorted values plus token ids), so a
-step with top-k samples among ``k`` entries instead of the whole vocabulary.
+Why our own code: jax offers the primitives ``jax.lax.top_k`` and ``jax.random.categorical``;
+optax has nothing for sampling, and rlax (not a dependency) has softmax-with-temperature and
+greedy policies but no top-k or top-p. None returns the log-probability under the filtered
+distribution, which the RL learner needs. We build on the two jax primitives and keep the
+survivors in "candidate space" (sorted values plus token ids), so a step with top-k samples
+among ``k`` entries instead of the whole vocabulary.
 """
 
 from __future__ import annotations
