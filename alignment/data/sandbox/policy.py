@@ -3,8 +3,9 @@
 The corpus holds ``responses_per_prompt`` grammar responses to every sandbox prompt; the model
 is trained with ``alignment.training.sft`` (AdamW, linear warm-up then cosine decay) on batches
 of ``batch_size`` chats of a shuffled epoch, right-padded to one of two lengths (``short_length``
-or the corpus's longest chat, 16-aligned; two compiled shapes, a third less padding), and samples with ``alignment.sampling.Sampler``. Parameters are stored as
-one ``.npz`` of the ``nnx.Param`` leaves keyed by their path.
+or the corpus's longest chat: two compiled shapes, a third less padding than one), and samples
+with ``alignment.sampling.Sampler``. Parameters are stored as one ``.npz`` of the ``nnx.Param``
+leaves keyed by their path.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from alignment.models.tokenizer import Tokenizer
 from alignment.sampling import Sampler, SamplerConfig, SamplingParams, powers_of_two
 from alignment.training.sft import encode_example, make_batch, train_step
 
+from alignment.data.sandbox.preferences import context
 from alignment.data.sandbox.prompts import Prompt
 from alignment.data.sandbox.responses import ResponseGrammar, sample_response
 
@@ -69,13 +71,14 @@ def sft_corpus(prompts: Sequence[Prompt], rng: np.random.Generator, per_prompt: 
 
 
 def messages(prompt: Prompt) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt.text}]
+    """The chat messages of a sandbox prompt, for the chat template."""
+    return [m.as_dict() for m in context(prompt)]
 
 
 def train_policy(
     tokenizer: Tokenizer, corpus: Sequence[tuple[Prompt, str]], config: PolicyConfig, seed: int
 ) -> tuple[Decoder, dict]:
-    """Fits a fresh decoder to ``corpus``; returns it and a log (loss curve, seconds, shapes)."""
+    """Fits a fresh decoder to ``corpus``; returns it and a log (loss curve, final loss, seconds)."""
     start = time.perf_counter()
     examples = [encode_example(tokenizer, messages(p), r) for p, r in corpus]
     model = Decoder(config.decoder_config(tokenizer.vocab_size), rngs=nnx.Rngs(seed))
@@ -109,6 +112,8 @@ def _batches(lengths: Sequence[int], config: PolicyConfig, rng: np.random.Genera
             members = order[bucket_of[order] == b]
             full = len(members) - len(members) % config.batch_size
             batches += [(members[i : i + config.batch_size], int(length)) for i in range(0, full, config.batch_size)]
+        if not batches:
+            raise ValueError(f"no length bucket of the corpus holds a full batch of {config.batch_size} examples")
         yield from (batches[i] for i in rng.permutation(len(batches)))
 
 
