@@ -1,0 +1,256 @@
+"""Reward-model training: Bradley-Terry (hard or soft labels) and general preference models.
+
+A batch is an ``alignment.data.RewardBatch`` of preference pairs plus the index of the
+property it judges. Both objectives reduce a pair to a margin m (``losses.py``):
+
+    Bradley-Terry:  m = r_p(x, y+) - r_p(x, y-)          (``RewardModel``, head p of P)
+    GPM:            m = s(y+ > y- | x) = <R(x) v+, v->    (``GPMModel``, method.md section 2)
+
+and minimise -[P log sigmoid(m / beta) + (1 - P) log sigmoid(-m / beta)] over valid pairs.
+Chosen and rejected sequences run through the backbone as one [2B, L] batch. Several
+properties share a backbone with one head each (batches name their property), or train as
+separate models (one trainer each).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from alignment.data import RewardBatch
+from alignment.models.heads import GPMModel, RewardModel, gpm_score
+from alignment.parallel import DEFAULT_RULES, logical_sharding
+from alignment.training.checkpointing import Checkpoints
+from alignment.training.losses import preference_accuracy, preference_loss
+from alignment.training.metrics import MetricsWriter
+from alignment.training.steps import make_eval_step, make_train_step
+
+OBJECTIVES = ("bt", "gpm")
+TRAINABLE = {"all": nnx.Param, "head": nnx.All(nnx.Param, nnx.Not(nnx.PathContains("backbone")))}
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardTrainConfig:
+    """What a reward-model run optimises and how (every field is a Fiddle override).
+
+    ``beta`` defaults to 1 for Bradley-Terry and 0.1 for GPM; ``trainable="head"`` freezes the
+    backbone (a linear probe on its features, at the cost of a forward pass).
+    """
+
+    objective: str = "bt"
+    beta: float | None = None
+    learning_rate: float = 1e-4
+    warmup_steps: int = 0
+    num_steps: int = 1000
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    trainable: str = "all"
+    log_every: int = 10
+    eval_every: int = 100
+    checkpoint_every: int = 0  # 0: only at the end (when a workdir is given)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; valid objectives: {', '.join(OBJECTIVES)}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"unknown trainable {self.trainable!r}; valid: {', '.join(TRAINABLE)}")
+
+    @property
+    def loss_beta(self) -> float:
+        return self.beta if self.beta is not None else {"bt": 1.0, "gpm": 0.1}[self.objective]
+
+
+def make_optimizer(config: RewardTrainConfig) -> optax.GradientTransformation:
+    """AdamW on a cosine schedule (after a linear warm-up from 0, if any), after global-norm clipping."""
+    if config.warmup_steps:
+        schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps, max(config.num_steps, config.warmup_steps + 1))
+    else:
+        schedule = optax.cosine_decay_schedule(config.learning_rate, max(config.num_steps, 1))
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adamw(schedule, weight_decay=config.weight_decay))
+
+
+def sequence_inputs(ids: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Decoder inputs of padded rows: ``(tokens, positions, kv_mask)``; positions count real tokens."""
+    positions = jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0).astype(jnp.int32)
+    return ids, positions, mask > 0
+
+
+def _both_sides(batch: RewardBatch) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Chosen rows then rejected rows as one ``[2B, L]`` decoder batch."""
+    ids = jnp.concatenate([batch.chosen_ids, batch.rejected_ids])
+    return sequence_inputs(ids, jnp.concatenate([batch.chosen_mask, batch.rejected_mask]))
+
+
+def bt_margins(model: RewardModel, batch: RewardBatch, property_index: jax.Array) -> jax.Array:
+    """m = r_p(chosen) - r_p(rejected), ``[B]``."""
+    rewards = jnp.take(model(*_both_sides(batch)), property_index, axis=-1)
+    chosen, rejected = jnp.split(rewards, 2)
+    return chosen - rejected
+
+
+def gpm_margins(model: GPMModel, batch: RewardBatch, property_index: jax.Array) -> jax.Array:
+    """m = s(chosen > rejected | x) with lambda(x) read at the chosen row's last prompt token."""
+    del property_index  # a GPM judges one property
+    prompt_last = jnp.concatenate([batch.chosen_prompt_last, batch.rejected_prompt_last])
+    v, weights = model(*_both_sides(batch), prompt_last)
+    v_chosen, v_rejected = jnp.split(v, 2)
+    return gpm_score(v_chosen, v_rejected, jnp.split(weights, 2)[0])
+
+
+MARGINS = {"bt": bt_margins, "gpm": gpm_margins}
+
+
+def pair_loss(model, batch: RewardBatch, property_index: jax.Array, *, objective: str, beta: float):
+    """Mean preference loss over the batch's valid pairs, and its metrics."""
+    margin = MARGINS[objective](model, batch, property_index)
+    weights = jnp.asarray(batch.valid, jnp.float32)
+    count = jnp.maximum(weights.sum(), 1.0)
+    loss = jnp.sum(weights * preference_loss(margin, batch.label, beta)) / count
+    accuracy = jnp.sum(weights * preference_accuracy(margin, batch.label)) / count
+    return loss, {"loss": loss, "accuracy": accuracy, "pairs": weights.sum()}
+
+
+class RewardModelTrainer:
+    """Trains a ``RewardModel`` (Bradley-Terry) or ``GPMModel`` on ``(property, RewardBatch)`` streams.
+
+    Args:
+      model: the model to train, in place (already placed on ``mesh`` when one is given).
+      config: the objective and optimisation settings.
+      properties: names of the properties, in head order (``RewardModel`` head p judges
+        ``properties[p]``); a GPM judges exactly one.
+      mesh: shard every batch over the logical "batch" axis of this mesh.
+      workdir: where metrics (JSON lines + TensorBoard) and Orbax checkpoints go.
+    """
+
+    def __init__(
+        self,
+        model: RewardModel | GPMModel,
+        config: RewardTrainConfig,
+        *,
+        properties: Sequence[str] = ("reward",),
+        mesh: Mesh | None = None,
+        rules=DEFAULT_RULES,
+        workdir: str | Path | None = None,
+    ):
+        if config.objective == "gpm" and len(properties) != 1:
+            raise ValueError(f"a GPM judges one property; got {list(properties)}: train one GPM per property")
+        self.model, self.config, self.properties = model, config, tuple(properties)
+        self.mesh, self.rules = mesh, rules
+        self.optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=TRAINABLE[config.trainable])
+        loss_fn = _bind_loss(config.objective, config.loss_beta)
+        shardings = None if mesh is None else self._pin_state_to(mesh)
+        self._train_step = make_train_step(loss_fn, TRAINABLE[config.trainable], shardings)
+        self._eval_step = make_eval_step(loss_fn)
+        self.step = 0
+        self.workdir = None if workdir is None else Path(workdir)
+        self.metrics = None if workdir is None else MetricsWriter(self.workdir)
+        self.checkpoints = None if workdir is None else Checkpoints(self.workdir / "checkpoints")
+
+    def _pin_state_to(self, mesh: Mesh) -> nnx.State:
+        """Replicates optimizer leaves that live on one device (e.g. the step count) over
+        ``mesh``; returns the shardings of the whole model and optimizer state."""
+        state = nnx.state((self.model, self.optimizer))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        shardings = jax.tree.map(lambda x: x.sharding if isinstance(x.sharding, NamedSharding) else replicated, state)
+        nnx.update((self.model, self.optimizer), jax.device_put(state, shardings))
+        return shardings
+
+    def property_index(self, name: str) -> int:
+        if name not in self.properties:
+            raise ValueError(f"unknown property {name!r}; this model judges: {', '.join(self.properties)}")
+        return self.properties.index(name)
+
+    def place(self, batch: RewardBatch) -> RewardBatch:
+        """Puts a host batch on the devices, sharded over "batch" when there is a mesh."""
+        if self.mesh is None:
+            return jax.tree.map(jnp.asarray, batch)
+        names = {1: ("batch",), 2: ("batch", "length")}
+        return jax.tree.map(
+            lambda x: jax.device_put(x, logical_sharding(self.mesh, names[x.ndim], self.rules, shape=x.shape)), batch
+        )
+
+    def train_step(self, batch: RewardBatch, property_name: str | None = None) -> dict[str, float]:
+        """One optimizer step on one batch of ``property_name`` (default: the only property)."""
+        index = jnp.int32(self.property_index(property_name or self.properties[0]))
+        metrics = self._run(self._train_step, self.model, self.optimizer, self.place(batch), index)
+        self.step += 1
+        return metrics
+
+    def evaluate(self, batches: Iterable[tuple[str, RewardBatch]]) -> dict[str, float]:
+        """Pair-weighted loss and accuracy per property (``"<property>/accuracy"``, ...)."""
+        totals: dict[str, np.ndarray] = {}
+        for name, batch in batches:
+            m = self._run(self._eval_step, self.model, self.place(batch), jnp.int32(self.property_index(name)))
+            pairs = m["pairs"]
+            sums = totals.setdefault(name, np.zeros(3))
+            sums += (m["loss"] * pairs, m["accuracy"] * pairs, pairs)
+        if not totals:
+            raise ValueError("evaluate() got no batches")
+        out = {}
+        for name, (loss, accuracy, pairs) in totals.items():
+            out.update({f"{name}/loss": loss / pairs, f"{name}/accuracy": accuracy / pairs, f"{name}/pairs": pairs})
+        return out
+
+    def fit(
+        self,
+        batches: Iterator[tuple[str, RewardBatch]],
+        eval_batches: Callable[[], Iterable[tuple[str, RewardBatch]]] | None = None,
+        *,
+        progress: bool = True,
+    ) -> dict[str, float]:
+        """Trains for ``config.num_steps`` steps; returns the last evaluation (or training) metrics."""
+        c = self.config
+        result: dict[str, float] = {}
+        bar = tqdm(total=c.num_steps, initial=self.step, disable=not progress, desc="reward model")
+        while self.step < c.num_steps:
+            try:
+                name, batch = next(batches)
+            except StopIteration:
+                raise ValueError(f"the training batches ran out at step {self.step} of {c.num_steps}") from None
+            result = self.train_step(batch, name)
+            bar.update(1)
+            if self.step % c.log_every == 0 or self.step == c.num_steps:
+                bar.set_postfix(loss=f"{result['loss']:.3f}", acc=f"{result['accuracy']:.3f}")
+                self._log(result, "train")
+            if eval_batches is not None and (self.step % c.eval_every == 0 or self.step == c.num_steps):
+                result = self.evaluate(eval_batches())
+                self._log(result, "eval")
+            if self.checkpoints is not None and c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                self.save()
+        bar.close()
+        if self.checkpoints is not None:
+            self.save()
+            self.checkpoints.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        return result
+
+    def save(self) -> None:
+        """Checkpoints model and optimizer state at the current step."""
+        self.checkpoints.save(self.step, nnx.state((self.model, self.optimizer)), {"step": self.step})
+
+    def _run(self, fn, *args) -> dict[str, float]:
+        if self.mesh is None:
+            return {k: float(v) for k, v in fn(*args).items()}
+        with jax.set_mesh(self.mesh):
+            return {k: float(v) for k, v in fn(*args).items()}
+
+    def _log(self, metrics: dict[str, float], prefix: str) -> None:
+        if self.metrics is not None:
+            self.metrics.write(self.step, metrics, prefix)
+
+
+def _bind_loss(objective: str, beta: float):
+    def loss_fn(model, batch, property_index):
+        return pair_loss(model, batch, property_index, objective=objective, beta=beta)
+
+    return loss_fn
