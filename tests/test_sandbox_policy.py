@@ -9,8 +9,8 @@ import optax
 import pytest
 from flax import nnx
 
-from alignment.data import sandbox
-from alignment.data.sandbox import gold
+from alignment import sandbox
+from alignment.sandbox import gold
 from alignment.models import Decoder, get_config
 from alignment.training import sft
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from alignment import data
-from alignment.data import sandbox
-from alignment.data.sandbox import gold
+from alignment import sandbox
+from alignment.sandbox import gold
 
 CONFIG = sandbox.SandboxConfig()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from alignment.data.sandbox.bank import PROMPT_PREFIXES, PROMPT_SUFFIXES, TOPICS, Topic
+from alignment.sandbox.bank import PROMPT_PREFIXES, PROMPT_SUFFIXES, TOPICS, Topic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,4 +44,4 @@ def topic_of(prompt: str) -> Topic:
     try:
         return _topic_by_text()[" ".join(prompt.split())]
     except KeyError:
-        raise KeyError(f"not a sandbox prompt: {prompt[:80]!r} (prompts come from alignment.data.sandbox.all_prompts())") from None
+        raise KeyError(f"not a sandbox prompt: {prompt[:80]!r} (prompts come from alignment.sandbox.all_prompts())") from None

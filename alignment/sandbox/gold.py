@@ -2,7 +2,7 @@
 
 A response is split into sentences (each ends in ``. ? !``; a trailing fragment without one
 counts as a sentence too). A sentence is *known* if it is a bank sentence (whitespace
-normalised), and then has a kind and a topic (``alignment.data.sandbox.bank``); any other
+normalised), and then has a kind and a topic (``alignment.sandbox.bank``); any other
 sentence is *garbled*. For a prompt of topic ``t`` let
 
 * ``n``: number of sentences, ``rep``: ``n`` minus the number of distinct sentences;
@@ -40,8 +40,8 @@ import dataclasses
 import math
 import re
 
-from alignment.data.sandbox.bank import SENTENCES, Sentence, Topic
-from alignment.data.sandbox.prompts import topic_of
+from alignment.sandbox.bank import SENTENCES, Sentence, Topic
+from alignment.sandbox.prompts import topic_of
 
 PROPERTIES = ("helpful", "harmless")
 

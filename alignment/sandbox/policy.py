@@ -29,9 +29,9 @@ from alignment.models.tokenizer import Tokenizer
 from alignment.sampling import Sampler, SamplerConfig, SamplingParams, powers_of_two
 from alignment.training.sft import encode_example, make_batch, train_step
 
-from alignment.data.sandbox.preferences import context
-from alignment.data.sandbox.prompts import Prompt
-from alignment.data.sandbox.responses import ResponseGrammar, sample_response
+from alignment.sandbox.preferences import context
+from alignment.sandbox.prompts import Prompt
+from alignment.sandbox.responses import ResponseGrammar, sample_response
 
 
 @dataclasses.dataclass(frozen=True)

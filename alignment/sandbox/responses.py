@@ -11,7 +11,7 @@ A response to a prompt of topic ``t`` is drawn as follows (probabilities in ``Re
   closing (an answer that would be empty is an acknowledgement).
 
 Responses rarely exceed 7 sentences, which is where the gold helpfulness starts to punish
-length (``alignment.data.sandbox.gold``): a reward model learnt from these samples never sees
+length (``alignment.sandbox.gold``): a reward model learnt from these samples never sees
 the downturn.
 """
 
@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from alignment.data.sandbox.bank import ACKS, CLOSINGS, FILLERS, GENERIC_CAVEATS, REFUSALS, Topic
+from alignment.sandbox.bank import ACKS, CLOSINGS, FILLERS, GENERIC_CAVEATS, REFUSALS, Topic
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,15 +7,15 @@ reward over-optimisation), and conflict on risky prompts. Preference pairs are l
 the Bradley-Terry model of one gold utility (``preferences``). A tiny decoder fitted to the
 grammar by SFT is the base policy (``policy``). ``load_sandbox`` builds and caches it all::
 
-    from alignment.data import sandbox
+    from alignment import sandbox
     box = sandbox.load_sandbox()                      # ~1-2 min the first time, then seconds
     train = box.records("helpful", "reward_train")    # PreferenceRecord list
     texts = box.sample(box.splits["eval"], jax.random.key(0))
     sandbox.gold_utilities(prompt.text, texts[0])     # {"helpful": ..., "harmless": ...}
 """
 
-from alignment.data.sandbox.bank import KINDS, SENTENCES, TOPICS, Sentence, Topic
-from alignment.data.sandbox.build import (
+from alignment.sandbox.bank import KINDS, SENTENCES, TOPICS, Sentence, Topic
+from alignment.sandbox.build import (
     CACHE_ENV,
     Sandbox,
     SandboxConfig,
@@ -25,11 +25,11 @@ from alignment.data.sandbox.build import (
     preference_records,
     sandbox_tokenizer,
 )
-from alignment.data.sandbox.gold import PROPERTIES, features, gold_utilities, split_sentences
-from alignment.data.sandbox.policy import PolicyConfig
-from alignment.data.sandbox.preferences import gold_accuracy, gold_margins, label_pairs, split_prompts
-from alignment.data.sandbox.prompts import Prompt, all_prompts, topic_of
-from alignment.data.sandbox.responses import ResponseGrammar, sample_response
+from alignment.sandbox.gold import PROPERTIES, features, gold_utilities, split_sentences
+from alignment.sandbox.policy import PolicyConfig
+from alignment.sandbox.preferences import gold_accuracy, gold_margins, label_pairs, split_prompts
+from alignment.sandbox.prompts import Prompt, all_prompts, topic_of
+from alignment.sandbox.responses import ResponseGrammar, sample_response
 
 __all__ = [
     "CACHE_ENV",

@@ -21,9 +21,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from alignment.data.records import Message, PreferenceRecord
-from alignment.data.sandbox.gold import PROPERTIES, gold_utilities
-from alignment.data.sandbox.prompts import Prompt
-from alignment.data.sandbox.responses import ResponseGrammar, sample_response
+from alignment.sandbox.gold import PROPERTIES, gold_utilities
+from alignment.sandbox.prompts import Prompt
+from alignment.sandbox.responses import ResponseGrammar, sample_response
 from alignment.data.splits import assign_split
 
 

@@ -31,21 +31,21 @@ import jax
 import numpy as np
 
 from alignment.data.records import PreferenceRecord
-from alignment.data.sandbox.bank import SENTENCES
-from alignment.data.sandbox.gold import PROPERTIES
-from alignment.data.sandbox.policy import PolicyConfig, load_params, sample_texts, save_params, sft_corpus, train_policy
-from alignment.data.sandbox.preferences import label_pairs, split_prompts
-from alignment.data.sandbox.prompts import Prompt, all_prompts
-from alignment.data.sandbox.responses import ResponseGrammar
-from alignment.data.sandbox.tokenizer import build_tokenizer, load_tokenizer
+from alignment.sandbox.bank import SENTENCES
+from alignment.sandbox.gold import PROPERTIES
+from alignment.sandbox.policy import PolicyConfig, load_params, sample_texts, save_params, sft_corpus, train_policy
+from alignment.sandbox.preferences import label_pairs, split_prompts
+from alignment.sandbox.prompts import Prompt, all_prompts
+from alignment.sandbox.responses import ResponseGrammar
+from alignment.sandbox.tokenizer import build_tokenizer, load_tokenizer
 from alignment.data.splits import DEFAULT_SPLITS
 from alignment.models import Decoder
 from alignment.models.tokenizer import Tokenizer
 
 CACHE_ENV = "ALIGNMENT_SANDBOX_CACHE"
 STREAMS = {"helpful": 1, "harmless": 2, "sft": 3}
-_ALIGNMENT = Path(__file__).resolve().parents[2]
-_SOURCES = ("data/sandbox/*.py", "training/sft.py", "models/config.py", "models/decoder.py", "models/layers.py")
+_ALIGNMENT = Path(__file__).resolve().parents[1]
+_SOURCES = ("sandbox/*.py", "training/sft.py", "models/config.py", "models/decoder.py", "models/layers.py")
 
 
 @dataclasses.dataclass(frozen=True)
