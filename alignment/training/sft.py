@@ -22,6 +22,7 @@ import optax
 from flax import nnx
 
 from alignment.data.tokenization import ChatTokenizer, render
+from alignment.training.steps import make_train_step
 
 
 Example = tuple[Sequence[int], Sequence[bool]]
@@ -70,9 +71,5 @@ def sft_loss(model: nnx.Module, batch: SFTBatch) -> tuple[jax.Array, dict[str, j
     return loss, {"nll": loss, "accuracy": accuracy, "tokens": weights.sum()}
 
 
-@nnx.jit
-def train_step(model: nnx.Module, optimizer: nnx.Optimizer, batch: SFTBatch) -> dict[str, jax.Array]:
-    """One optimizer step on ``sft_loss``; updates ``model`` and ``optimizer`` in place."""
-    grads, metrics = nnx.grad(sft_loss, has_aux=True)(model, batch)
-    optimizer.update(model, grads)
-    return metrics
+train_step = make_train_step(sft_loss)
+"""``train_step(model, optimizer, batch) -> metrics``: one optimizer step on ``sft_loss``."""
