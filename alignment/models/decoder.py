@@ -148,7 +148,9 @@ class Decoder(nnx.Module):
         c = self.config
         self._check_inputs(tokens, positions, kv_mask, cache, cache_index)
         dtype = c.compute_dtype
-        x = constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dtype), HIDDEN_AXES, self.rules)
+        # The table is gathered whole along "embed" first (FSDP), so the lookup partitions by vocab.
+        table = constrain(self.embed[...], ("vocab", None), self.rules)
+        x = constrain(jnp.take(table, tokens, axis=0).astype(dtype), HIDDEN_AXES, self.rules)
         cos, sin = rope_tables(positions, c.head_dim, c.rope_theta, dtype)
         offset = 0 if cache is None else jnp.asarray(cache_index, jnp.int32)
         block = functools.partial(
