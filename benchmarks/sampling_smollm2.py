@@ -1,6 +1,7 @@
 """Sampling throughput of SmolLM2-135M: our jit-compiled KV-cache sampler vs transformers.generate.
 
     python benchmarks/sampling_smollm2.py [--batch 8] [--prompt-length 64] [--new-tokens 64] [--repeats 5]
+                                          [--torch-threads N]
 
 Both sides use the same dequantized GGUF weights in float32 on the CPU and generate exactly
 ``--new-tokens`` tokens per prompt (no EOS stop) after prompts of ``--prompt-length`` tokens.
@@ -76,7 +77,10 @@ def main():
     parser.add_argument("--prompt-length", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     ours, torch_model, tokenizer = load_both()
     tokens = prompts(tokenizer, args.batch, args.prompt_length)

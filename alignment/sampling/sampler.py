@@ -25,6 +25,7 @@ program runs under ``jax.set_mesh(mesh)``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -165,11 +166,8 @@ class Sampler:
             inputs = tuple(jax.device_put(x, self._batch_sharding(x)) for x in inputs)
         key = jax.random.key(0) if key is None else key
         graphdef, state = nnx.split(model)
-        if self.mesh is None:
+        with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
             out = self._generate(graphdef, state, *inputs, key)
-        else:
-            with jax.set_mesh(self.mesh):
-                out = self._generate(graphdef, state, *inputs, key)
         return out if len(rows) == batch else jax.tree.map(lambda x: x[: len(rows)], out)
 
     def _batch_shards(self) -> int:
