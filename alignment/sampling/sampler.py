@@ -17,6 +17,9 @@ the EOS token itself is the last valid token, later ones are ``pad_id`` with mas
 log-probabilities 0. The cache holds ``P + N - 1`` slots; key slot ``s`` is visible iff it holds a
 real prompt token or a response token (causality hides the future ones).
 
+Randomness: column ``i`` is drawn with ``jax.random.fold_in(key, i)`` (one draw for the whole
+batch), so the output is a deterministic function of the key and the padded batch.
+
 Sharding: give a ``mesh`` and shard the model's parameters (``alignment.models.partitioning``);
 the batch then splits over the mesh axes of the logical "batch" axis (("data", "fsdp") by
 default), the KV cache by its logical axes, and the model's own constraints apply because the
