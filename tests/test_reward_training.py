@@ -126,3 +126,29 @@ def test_sharded_training_step_equals_single_device_step(tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-4)
     assert nnx.state(sharded)["backbone"]["layers"]["gate"][...].sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "model")
     assert (tmp_path / "checkpoints" / "1").is_dir()
+
+
+def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
+    batches = [("reward", cyclic_batch())] * 4
+    config = RewardTrainConfig(learning_rate=1e-2, num_steps=4)
+
+    def make():
+        return RewardModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
+
+    straight = make()
+    RewardModelTrainer(straight, config).fit(iter(batches), progress=False)
+
+    interrupted = RewardModelTrainer(make(), config, workdir=tmp_path)  # stopped after two steps
+    for name, batch in batches[:2]:
+        interrupted.train_step(batch, name)
+    interrupted.save()
+    interrupted.checkpoints.close()
+    resumed_model = make()
+    resumed = RewardModelTrainer(resumed_model, config, workdir=tmp_path)
+    step = resumed.restore()
+    assert step == 2
+    resumed.fit(itertools.islice(iter(batches), step, None), progress=False)
+    for a, b in zip(jax.tree.leaves(nnx.state(resumed_model)), jax.tree.leaves(nnx.state(straight))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert lines and '"train/loss"' in lines[-1]

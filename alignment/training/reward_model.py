@@ -238,6 +238,17 @@ class RewardModelTrainer:
         """Checkpoints model and optimizer state at the current step."""
         self.checkpoints.save(self.step, nnx.state((self.model, self.optimizer)), {"step": self.step})
 
+    def restore(self, step: int | None = None) -> int:
+        """Loads model and optimizer state (default: the latest checkpoint) onto their current
+        placement and returns the step. The caller resumes the batch stream after that many
+        batches, e.g. ``itertools.islice(batches, step, None)``, for an exact continuation."""
+        state = nnx.state((self.model, self.optimizer))
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+        restored, meta = self.checkpoints.restore(abstract, step)
+        nnx.update((self.model, self.optimizer), restored)
+        self.step = meta["step"]
+        return self.step
+
     def _run(self, fn, *args) -> dict[str, float]:
         if self.mesh is None:
             return {k: float(v) for k, v in fn(*args).items()}
