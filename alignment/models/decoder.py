@@ -33,8 +33,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from alignment.models.config import DecoderConfig
-from alignment.models.layers import apply_rope, attention, attention_mask, constrain, rms_norm, rope_tables, swiglu
-from alignment.parallel import DEFAULT_RULES
+from alignment.models.layers import apply_rope, attention, attention_mask, rms_norm, rope_tables, swiglu
+from alignment.parallel import DEFAULT_RULES, with_logical_constraint
 
 CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
 HIDDEN_AXES = ("batch", "length", "embed")
@@ -117,7 +117,7 @@ def _block(x, w, kv, *, config: DecoderConfig, cos, sin, mask, cache_index, rule
     x = x + (out @ w["o"].reshape(-1, d)).reshape(batch, length, d)
     h = rms_norm(x, w["mlp_norm"], c.norm_eps).reshape(batch * length, d)
     x = x + swiglu(h, w["gate"], w["up"], w["down"]).reshape(batch, length, d)
-    return constrain(x, HIDDEN_AXES, rules), kv
+    return with_logical_constraint(x, HIDDEN_AXES, rules), kv
 
 
 class Decoder(nnx.Module):
@@ -149,8 +149,8 @@ class Decoder(nnx.Module):
         self._check_inputs(tokens, positions, kv_mask, cache, cache_index)
         dtype = c.compute_dtype
         # The table is gathered whole along "embed" first (FSDP), so the lookup partitions by vocab.
-        table = constrain(self.embed[...], ("vocab", None), self.rules)
-        x = constrain(jnp.take(table, tokens, axis=0).astype(dtype), HIDDEN_AXES, self.rules)
+        table = with_logical_constraint(self.embed[...], ("vocab", None), self.rules)
+        x = with_logical_constraint(jnp.take(table, tokens, axis=0).astype(dtype), HIDDEN_AXES, self.rules)
         cos, sin = rope_tables(positions, c.head_dim, c.rope_theta, dtype)
         offset = 0 if cache is None else jnp.asarray(cache_index, jnp.int32)
         block = functools.partial(
@@ -176,7 +176,7 @@ class Decoder(nnx.Module):
             out = jax.lax.dot_general(flat, head, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
         else:
             out = jnp.dot(flat, self.lm_head[...].astype(hidden.dtype), preferred_element_type=jnp.float32)
-        return constrain(out.reshape(*hidden.shape[:-1], c.vocab_size), ("batch", "length", "vocab"), self.rules)
+        return with_logical_constraint(out.reshape(*hidden.shape[:-1], c.vocab_size), ("batch", "length", "vocab"), self.rules)
 
     def _check_inputs(self, tokens, positions, kv_mask, cache, cache_index):
         batch, length = tokens.shape

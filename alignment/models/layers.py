@@ -12,19 +12,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from alignment.parallel import DEFAULT_RULES, logical_to_mesh_axes
-
-
-def constrain(x: jax.Array, logical_axes, rules=DEFAULT_RULES) -> jax.Array:
-    """Sharding constraint from logical axis names, only when a mesh is set (``jax.set_mesh``).
-
-    Mesh axes that do not divide a dimension are dropped for it (e.g. 9 heads on 2 devices).
-    """
-    mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty:
-        return x
-    return jax.lax.with_sharding_constraint(x, logical_to_mesh_axes(logical_axes, rules, shape=x.shape, mesh=mesh))
-
 
 def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
     """``x / sqrt(mean(x**2, -1) + eps) * scale``, the statistics in float32."""

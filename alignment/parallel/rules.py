@@ -93,5 +93,13 @@ def logical_sharding(
 
 
 def with_logical_constraint(x: jax.Array, logical_axes: LogicalAxes, rules: Rules = DEFAULT_RULES) -> jax.Array:
-    """Sharding constraint on an activation inside ``jit``, under ``jax.set_mesh(mesh)``."""
-    return jax.lax.with_sharding_constraint(x, logical_to_mesh_axes(logical_axes, rules))
+    """Sharding constraint on an activation from its logical axis names, inside ``jit``.
+
+    Applies only under a mesh (``jax.set_mesh(mesh)``) and is the identity otherwise, so model
+    code runs unchanged on one device. Mesh axes that do not divide a dimension are dropped
+    for it (e.g. 9 heads on a 2-way "model" axis).
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return x
+    return jax.lax.with_sharding_constraint(x, logical_to_mesh_axes(logical_axes, rules, shape=x.shape, mesh=mesh))

@@ -39,7 +39,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from alignment.parallel import DEFAULT_RULES, logical_sharding, logical_to_mesh_axes
+from alignment.parallel import DEFAULT_RULES, logical_sharding, logical_to_mesh_axes, with_logical_constraint
 from alignment.sampling.batching import bucket_size, check_buckets, left_pad, powers_of_two, token_lists
 from alignment.sampling.filters import SamplingParams, sample_logits
 
@@ -250,10 +250,4 @@ class Sampler:
 
     def _constrain_cache(self, cache):
         """Shards the cache leaves by ``CACHE_AXES`` when a mesh is set (no-op otherwise)."""
-        mesh = jax.sharding.get_abstract_mesh()
-        if mesh.empty:
-            return cache
-        return jax.tree.map(
-            lambda x: jax.lax.with_sharding_constraint(x, logical_to_mesh_axes(CACHE_AXES, self.rules, shape=x.shape, mesh=mesh)),
-            cache,
-        )
+        return jax.tree.map(lambda x: with_logical_constraint(x, CACHE_AXES, self.rules), cache)
