@@ -14,6 +14,7 @@ separate models (one trainer each).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -250,9 +251,8 @@ class RewardModelTrainer:
         return self.step
 
     def _run(self, fn, *args) -> dict[str, float]:
-        if self.mesh is None:
-            return {k: float(v) for k, v in fn(*args).items()}
-        with jax.set_mesh(self.mesh):
+        """Runs a compiled step (under the mesh, if any) and fetches its metrics."""
+        with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
             return {k: float(v) for k, v in fn(*args).items()}
 
     def _log(self, metrics: dict[str, float], prefix: str) -> None:
