@@ -13,6 +13,12 @@ import jax
 import jax.numpy as jnp
 
 
+def positions_from_mask(mask: jax.Array) -> jax.Array:
+    """RoPE positions of padded rows: each real token's index among its row's real tokens
+    (``cumsum(mask) - 1``, clipped at 0 for leading padding), int32."""
+    return jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0).astype(jnp.int32)
+
+
 def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
     """``x / sqrt(mean(x**2, -1) + eps) * scale``, the statistics in float32."""
     x32 = x.astype(jnp.float32)

@@ -39,6 +39,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
+from alignment.models.layers import positions_from_mask
 from alignment.parallel import DEFAULT_RULES, logical_sharding, logical_to_mesh_axes, with_logical_constraint
 from alignment.sampling.batching import bucket_size, check_buckets, left_pad, powers_of_two, token_lists
 from alignment.sampling.filters import SamplingParams, sample_logits
@@ -117,7 +118,7 @@ class SampleOutput:
     @property
     def positions(self) -> jax.Array:
         """``[B, L]`` int32 RoPE positions used while sampling: 0, 1, ... over the real tokens."""
-        return jnp.maximum(jnp.cumsum(self.prompt_mask | self.response_mask, axis=1) - 1, 0).astype(jnp.int32)
+        return positions_from_mask(self.prompt_mask | self.response_mask)
 
 
 @flax.struct.dataclass
@@ -200,7 +201,7 @@ class Sampler:
 
         kv_mask = jnp.concatenate([prompt_mask, jnp.ones((batch, n - 1), bool)], axis=1)
         cache = self._constrain_cache(nnx.merge(graphdef, state).init_cache(batch, prompt_length + n - 1))
-        prompt_positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=1) - 1, 0).astype(jnp.int32)
+        prompt_positions = positions_from_mask(prompt_mask)
         logits, cache = forward(prompt_tokens, prompt_positions, cache, 0)
         prompt_lengths = prompt_mask.sum(axis=1).astype(jnp.int32)
         eos_ids = jnp.asarray(cfg.eos_ids, jnp.int32)

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from alignment.data import RewardBatch
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
+from alignment.models.layers import positions_from_mask
 from alignment.parallel import DEFAULT_RULES, logical_sharding
 from alignment.training.checkpointing import Checkpoints
 from alignment.training.losses import preference_accuracy, preference_loss
@@ -81,8 +82,7 @@ def make_optimizer(config: RewardTrainConfig) -> optax.GradientTransformation:
 
 def sequence_inputs(ids: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Decoder inputs of padded rows: ``(tokens, positions, kv_mask)``; positions count real tokens."""
-    positions = jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0).astype(jnp.int32)
-    return ids, positions, mask > 0
+    return ids, positions_from_mask(mask), mask > 0
 
 
 def _both_sides(batch: RewardBatch) -> tuple[jax.Array, jax.Array, jax.Array]:
