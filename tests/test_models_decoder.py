@@ -25,8 +25,8 @@ def _forward(model, tokens, positions, kv_mask):
 
 
 @nnx.jit
-def _forward_cached(model, tokens, positions, kv_mask, cache, cache_index):
-    return model(tokens, positions, kv_mask, cache, cache_index)
+def _forward_cached(model, tokens, positions, kv_mask, cache, cache_index, layer_weights=None):
+    return model(tokens, positions, kv_mask, cache, cache_index, layer_weights)
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +34,26 @@ def model():
     return Decoder(TINY, rngs=nnx.Rngs(0))
 
 
-def test_cache_chunks_equal_full_forward(model):
+@pytest.mark.parametrize("layer_loop", ["scan", "unrolled"])
+def test_cache_chunks_equal_full_forward(model, layer_loop):
     tokens, positions, kv_mask = _inputs(2, 12, TINY.vocab_size)
     full = _forward(model, tokens, positions, kv_mask)
+    layer_weights = model.layers.unstacked_weights() if layer_loop == "unrolled" else None
     cache = model.init_cache(2, 16)
     assert cache.k.shape == (TINY.num_layers, 2, 16, TINY.num_kv_heads, TINY.head_dim)
     cache_mask = jnp.ones((2, 16), bool)
     chunks = []
     for start, stop in [(0, 5), (5, 6), (6, 12)]:
         logits, cache = _forward_cached(
-            model, tokens[:, start:stop], positions[:, start:stop], cache_mask, cache, jnp.int32(start)
+            model, tokens[:, start:stop], positions[:, start:stop], cache_mask, cache, jnp.int32(start), layer_weights
         )
         chunks.append(logits)
     np.testing.assert_allclose(jnp.concatenate(chunks, axis=1), full, atol=1e-5)
+    if layer_weights is not None:
+        uncached = model(tokens, positions, kv_mask, layer_weights=layer_weights)[0]
+        np.testing.assert_allclose(uncached, full, atol=1e-5)
+        with pytest.raises(ValueError, match="layer_weights has 1 layers; the model has 2"):
+            model(tokens, positions, kv_mask, layer_weights=layer_weights[:1])
 
 
 def test_left_padding_invariance(model):

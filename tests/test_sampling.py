@@ -47,8 +47,9 @@ def uncached_greedy(model, prompt, new_tokens):
     return tokens[0, len(prompt) : len(prompt) + new_tokens], np.array(logprobs)
 
 
-def test_cached_greedy_equals_uncached_greedy(model):
-    out = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY))(model, PROMPTS, None)
+@pytest.mark.parametrize("decode_layers", ["scan", "unrolled"])
+def test_cached_greedy_equals_uncached_greedy(model, decode_layers):
+    out = sampler_for(SamplerConfig(max_new_tokens=NEW, sampling=GREEDY, decode_layers=decode_layers))(model, PROMPTS, None)
     assert out.tokens.shape == (len(PROMPTS), 16 + NEW)
     for b, prompt in enumerate(PROMPTS):
         want_tokens, want_logprobs = uncached_greedy(model, prompt, NEW)
@@ -165,6 +166,7 @@ def test_bucketing_bounds_compilations(model):
         (lambda: SamplerConfig(max_new_tokens=0), "max_new_tokens"),
         (lambda: SamplerConfig(max_new_tokens=2, prompt_buckets=(8, 4)), "prompt_buckets"),
         (lambda: SamplerConfig(max_new_tokens=2, sampling=0.5), "sampling"),
+        (lambda: SamplerConfig(max_new_tokens=2, decode_layers="unroll"), "decode_layers.*'auto', 'scan', 'unrolled'"),
     ],
 )
 def test_bad_config_raises(make, match):

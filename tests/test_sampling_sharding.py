@@ -22,10 +22,11 @@ def _model():
     [(SamplingParams(temperature=0.0), 8), (SamplingParams(temperature=0.9, top_k=50, top_p=0.95), 6)],
     ids=["greedy", "sampled-with-batch-padding"],
 )
-def test_sharded_sampling_equals_unsharded(sampling, num_prompts):
+@pytest.mark.parametrize("decode_layers", ["scan", "unrolled"])
+def test_sharded_sampling_equals_unsharded(sampling, num_prompts, decode_layers):
     if jax.device_count() < 8:
         pytest.skip("needs 8 (simulated) devices")
-    config = SamplerConfig(max_new_tokens=8, eos_ids=(7,), sampling=sampling)
+    config = SamplerConfig(max_new_tokens=8, eos_ids=(7,), sampling=sampling, decode_layers=decode_layers)
     key = jax.random.key(0)
     prompts = PROMPTS[:num_prompts]
     plain = Sampler(config)(_model(), prompts, key)

@@ -4,7 +4,7 @@ Interface (the sampler depends on exactly this):
 
 * ``model.init_cache(batch_size, max_length) -> KVCache`` with ``k, v`` of shape
   ``[num_layers, batch, max_length, num_kv_heads, head_dim]`` in the compute dtype, zeros.
-* ``model(tokens, positions, kv_mask, cache=None, cache_index=None) -> (logits, new_cache)``:
+* ``model(tokens, positions, kv_mask, cache=None, cache_index=None, layer_weights=None) -> (logits, new_cache)``:
   ``tokens, positions`` int32 ``[B, T]``; ``kv_mask`` bool ``[B, S]`` marks valid (non-padding)
   key slots, ``S = T`` without a cache and ``S = max_length`` with one. With a cache the T new
   tokens are written at slots ``cache_index .. cache_index + T - 1`` (int32 scalar, may be
@@ -20,7 +20,9 @@ Interface (the sampler depends on exactly this):
 Parameters carry logical axis names in the NNX sharding metadata (``out_sharding``, not applied
 eagerly); ``alignment.models.partitioning`` maps them to a mesh with the rules table of
 ``alignment.parallel``. The L blocks are stored stacked along a leading "layers" axis and run
-with ``jax.lax.scan``, so compile time does not grow with depth.
+with ``jax.lax.scan``, so compile time does not grow with depth; ``layer_weights`` (from
+``model.layers.unstacked_weights()``) optionally runs them as an unrolled loop over per-layer
+copies instead, for the sampler's decode steps (see ``alignment.sampling.sampler``).
 """
 
 from __future__ import annotations
@@ -93,13 +95,25 @@ class LayerStack(nnx.Module):
         """The stacked arrays by name (the ``xs`` of the layer scan)."""
         return {name: var[...] for name, var in vars(self).items() if isinstance(var, nnx.Param)}
 
+    def unstacked_weights(self) -> list[dict[str, jax.Array]]:
+        """One dict of weights per layer: copies of the stacked arrays' slices.
 
-def _block(x, w, kv, *, config: DecoderConfig, cos, sin, mask, cache_index, rules):
+        For loops that run the blocks many times (decoding): XLA:CPU copies a slice of a stacked
+        array before every matmul that reads it, so slicing once outside the loop moves each
+        weight once per call instead of once per step, at the price of a second copy of the
+        layer weights while the loop runs.
+        """
+        stacked = self.weights()
+        return [{name: a[layer] for name, a in stacked.items()} for layer in range(len(self.attn_norm))]
+
+
+def _block(x, w, kv, layer, *, config: DecoderConfig, cos, sin, mask, cache_index, rules):
     """One pre-norm block on ``x [B, T, D]`` with this layer's weights ``w``.
 
-    ``kv`` is ``None`` (keys are the T new tokens) or this layer's cache ``(k, v)``, each
-    ``[B, S, KV, hd]``, into which the new keys and values are written at ``cache_index``.
-    Returns the new ``x`` and the updated ``(k, v)`` (``None`` without a cache).
+    ``kv`` is ``None`` (keys are the T new tokens) or a stack of caches ``(k, v)``, each
+    ``[L', B, S, KV, hd]``, of which entry ``layer`` (a static int) is this layer's: the new keys
+    and values are written into it at slot ``cache_index``, in place. Returns the new ``x`` and
+    the updated ``(k, v)`` stacks (``None`` without a cache).
     """
     c = config
     batch, length, d = x.shape
@@ -110,9 +124,9 @@ def _block(x, w, kv, *, config: DecoderConfig, cos, sin, mask, cache_index, rule
     v = (h @ w["v"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     if kv is not None:
-        k = jax.lax.dynamic_update_slice_in_dim(kv[0], k.astype(kv[0].dtype), cache_index, axis=1)
-        v = jax.lax.dynamic_update_slice_in_dim(kv[1], v.astype(kv[1].dtype), cache_index, axis=1)
-        kv = (k, v)
+        start = (layer, 0, cache_index, 0, 0)
+        kv = tuple(jax.lax.dynamic_update_slice(stack, new[None].astype(stack.dtype), start) for stack, new in zip(kv, (k, v)))
+        k, v = kv[0][layer], kv[1][layer]
     out = attention(q, k, v, mask).reshape(batch * length, -1)
     x = x + (out @ w["o"].reshape(-1, d)).reshape(batch, length, d)
     h = rms_norm(x, w["mlp_norm"], c.norm_eps).reshape(batch * length, d)
@@ -139,12 +153,17 @@ class Decoder(nnx.Module):
         shape = (c.num_layers, batch_size, max_length, c.num_kv_heads, c.head_dim)
         return KVCache(k=jnp.zeros(shape, c.compute_dtype), v=jnp.zeros(shape, c.compute_dtype))
 
-    def __call__(self, tokens, positions, kv_mask, cache: KVCache | None = None, cache_index=None):
-        hidden, cache = self.hidden_states(tokens, positions, kv_mask, cache, cache_index)
+    def __call__(self, tokens, positions, kv_mask, cache: KVCache | None = None, cache_index=None, layer_weights=None):
+        hidden, cache = self.hidden_states(tokens, positions, kv_mask, cache, cache_index, layer_weights)
         return self.logits(hidden), cache
 
-    def hidden_states(self, tokens, positions, kv_mask, cache: KVCache | None = None, cache_index=None):
-        """Final-normed hidden states ``[B, T, D]`` and the updated cache (see module docstring)."""
+    def hidden_states(self, tokens, positions, kv_mask, cache: KVCache | None = None, cache_index=None, layer_weights=None):
+        """Final-normed hidden states ``[B, T, D]`` and the updated cache (see module docstring).
+
+        ``layer_weights``: ``None`` scans the stacked layer weights (compile time independent
+        of depth); a list from ``self.layers.unstacked_weights()`` runs the blocks as an
+        unrolled loop over it instead (the sampler's decode steps on CPU, see there).
+        """
         c = self.config
         self._check_inputs(tokens, positions, kv_mask, cache, cache_index)
         dtype = c.compute_dtype
@@ -158,12 +177,24 @@ class Decoder(nnx.Module):
             cache_index=offset, rules=self.rules,
         )
         if c.remat != "none":
-            block = jax.checkpoint(block, policy=_REMAT_POLICIES[c.remat], prevent_cse=False)
-        weights = self.layers.weights()
-        if cache is None:
-            x, _ = jax.lax.scan(lambda x, w: (block(x, w, None)[0], None), x, weights)
+            block = jax.checkpoint(block, policy=_REMAT_POLICIES[c.remat], prevent_cse=False, static_argnums=(3,))
+        if layer_weights is not None:
+            if len(layer_weights) != c.num_layers:
+                raise ValueError(f"layer_weights has {len(layer_weights)} layers; the model has {c.num_layers}")
+            kv = None if cache is None else (cache.k, cache.v)
+            for layer, w in enumerate(layer_weights):
+                x, kv = block(x, w, kv, layer)
+            cache = None if cache is None else KVCache(*kv)
+        elif cache is None:
+            x, _ = jax.lax.scan(lambda x, w: (block(x, w, None, 0)[0], None), x, self.layers.weights())
         else:
-            x, (k, v) = jax.lax.scan(lambda x, xs: block(x, xs[0], xs[1]), x, (weights, (cache.k, cache.v)))
+
+            def scan_block(x, xs):
+                w, k, v = xs
+                x, (k, v) = block(x, w, (k[None], v[None]), 0)
+                return x, (k[0], v[0])
+
+            x, (k, v) = jax.lax.scan(scan_block, x, (self.layers.weights(), cache.k, cache.v))
             cache = KVCache(k=k, v=v)
         return rms_norm(x, self.final_norm[...], c.norm_eps), cache
 
