@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from alignment.models.config import DecoderConfig
-from alignment.models.layers import apply_rope, attention, attention_mask, rms_norm, rope_tables, swiglu
+from alignment.models.layers import apply_rope, attention, attention_mask, dense, rms_norm, rope_tables, swiglu
 from alignment.parallel import DEFAULT_RULES, with_logical_constraint
 
 CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
@@ -119,16 +119,16 @@ def _block(x, w, kv, layer, *, config: DecoderConfig, cos, sin, mask, cache_inde
     batch, length, d = x.shape
     w = {name: a.astype(c.compute_dtype) for name, a in w.items()}
     h = rms_norm(x, w["attn_norm"], c.norm_eps).reshape(batch * length, d)
-    q = (h @ w["q"].reshape(d, -1)).reshape(batch, length, c.num_heads, c.head_dim)
-    k = (h @ w["k"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
-    v = (h @ w["v"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
+    q = dense(h, w["q"].reshape(d, -1)).reshape(batch, length, c.num_heads, c.head_dim)
+    k = dense(h, w["k"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
+    v = dense(h, w["v"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     if kv is not None:
         start = (layer, 0, cache_index, 0, 0)
         kv = tuple(jax.lax.dynamic_update_slice(stack, new[None].astype(stack.dtype), start) for stack, new in zip(kv, (k, v)))
         k, v = kv[0][layer], kv[1][layer]
     out = attention(q, k, v, mask).reshape(batch * length, -1)
-    x = x + (out @ w["o"].reshape(-1, d)).reshape(batch, length, d)
+    x = x + dense(out, w["o"].reshape(-1, d)).reshape(batch, length, d)
     h = rms_norm(x, w["mlp_norm"], c.norm_eps).reshape(batch * length, d)
     x = x + swiglu(h, w["gate"], w["up"], w["down"]).reshape(batch, length, d)
     return with_logical_constraint(x, HIDDEN_AXES, rules), kv

@@ -66,10 +66,16 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.
     scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
     scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32).astype(v.dtype)
     return out.reshape(batch, length, heads * head_dim)
+
+
+def dense(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x @ w`` accumulated in float32, returned in ``x``'s dtype (bfloat16 inputs then run
+    XLA:CPU's bfloat16 matmul kernels instead of being upcast to float32)."""
+    return jnp.dot(x, w, preferred_element_type=jnp.float32).astype(x.dtype)
 
 
 def swiglu(x: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array) -> jax.Array:
     """``(silu(x W_gate) * (x W_up)) W_down`` for ``x [N, D]``, ``gate, up [D, F]``, ``down [F, D]``."""
-    return (jax.nn.silu(x @ gate) * (x @ up)) @ down
+    return dense(jax.nn.silu(dense(x, gate)) * dense(x, up), down)
