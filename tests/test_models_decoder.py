@@ -134,6 +134,10 @@ def test_untied_head_and_bfloat16_compute():
 def test_presets_and_errors():
     assert get_config("smollm2-135m").num_params == 134_515_008
     assert get_config("llama3-8b").num_kv_heads == 8
+    # The published parameter counts of Llama 3.1 8B and Llama 3.2 1B (tied embeddings).
+    assert get_config("llama3.1-8b").num_params == 8_030_261_248
+    assert get_config("llama3.2-1b").num_params == 1_235_814_400
+    assert get_config("llama3.2-1b").rope_scaling.kind == "llama3"
     with pytest.raises(KeyError, match="valid presets"):
         get_config("gpt-5")
     with pytest.raises(ValueError, match="remat"):

@@ -11,6 +11,39 @@ import dataclasses
 import jax.numpy as jnp
 
 REMAT_CHOICES = ("none", "full", "dots")
+ROPE_SCALING_KINDS = ("linear", "llama3")
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeScaling:
+    """RoPE frequency scaling for contexts beyond the pre-training length.
+
+    Each RoPE frequency ``f = theta ** (-2i / head_dim)`` (wavelength ``lam = 2 pi / f``) becomes:
+
+    * "linear" (position interpolation): ``f / factor``.
+    * "llama3" (Llama 3.1 and later), with ``L = original_max_length``, ``lo = low_freq_factor``,
+      ``hi = high_freq_factor``: ``f`` where ``lam < L / hi``; ``f / factor`` where
+      ``lam > L / lo``; in between ``(1 - a) f / factor + a f`` with ``a = (L / lam - lo) / (hi - lo)``.
+    """
+
+    kind: str
+    factor: float
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_length: int = 8192
+
+    def __post_init__(self):
+        problems = []
+        if self.kind not in ROPE_SCALING_KINDS:
+            problems.append(f"kind={self.kind!r} is not one of {ROPE_SCALING_KINDS}")
+        if not self.factor > 0:
+            problems.append(f"factor={self.factor} must be positive")
+        if self.kind == "llama3" and not 0 < self.low_freq_factor < self.high_freq_factor:
+            problems.append(f"need 0 < low_freq_factor ({self.low_freq_factor}) < high_freq_factor ({self.high_freq_factor})")
+        if self.original_max_length < 1:
+            problems.append(f"original_max_length={self.original_max_length} must be positive")
+        if problems:
+            raise ValueError("invalid RopeScaling: " + "; ".join(problems))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +59,7 @@ class DecoderConfig:
       head_dim: width of one head (even, for RoPE).
       mlp_dim: F, hidden units of the SwiGLU MLP, ``down(silu(gate(x)) * up(x))``.
       rope_theta: RoPE base; frequencies ``theta ** (-2i / head_dim)``.
+      rope_scaling: ``None`` or a ``RopeScaling`` of those frequencies (long-context checkpoints).
       norm_eps: RMSNorm epsilon, ``x / sqrt(mean(x**2) + eps) * scale``.
       tie_embeddings: the output head reuses the token embedding (logits = h @ E^T).
       max_length: the longest context the weights were trained for (informational).
@@ -46,6 +80,7 @@ class DecoderConfig:
     head_dim: int
     mlp_dim: int
     rope_theta: float = 10_000.0
+    rope_scaling: RopeScaling | None = None
     norm_eps: float = 1e-5
     tie_embeddings: bool = False
     max_length: int = 2048
@@ -61,6 +96,8 @@ class DecoderConfig:
                 problems.append(f"{name}={getattr(self, name)} must be positive")
         if self.num_kv_heads >= 1 and self.num_heads % self.num_kv_heads:
             problems.append(f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
+        if self.rope_scaling is not None and not isinstance(self.rope_scaling, RopeScaling):
+            problems.append(f"rope_scaling={self.rope_scaling!r} must be None or a RopeScaling")
         if self.head_dim % 2:
             problems.append(f"head_dim={self.head_dim} must be even for RoPE")
         if self.remat not in REMAT_CHOICES:
@@ -111,6 +148,16 @@ PRESETS: dict[str, DecoderConfig] = {
     "llama3-8b": DecoderConfig(
         vocab_size=128_256, embed_dim=4096, num_layers=32, num_heads=32, num_kv_heads=8, head_dim=128,
         mlp_dim=14_336, rope_theta=500_000.0, norm_eps=1e-5, tie_embeddings=False, max_length=8192,
+    ),
+    "llama3.1-8b": DecoderConfig(
+        vocab_size=128_256, embed_dim=4096, num_layers=32, num_heads=32, num_kv_heads=8, head_dim=128,
+        mlp_dim=14_336, rope_theta=500_000.0, rope_scaling=RopeScaling("llama3", factor=8.0), norm_eps=1e-5,
+        tie_embeddings=False, max_length=131_072,
+    ),
+    "llama3.2-1b": DecoderConfig(
+        vocab_size=128_256, embed_dim=2048, num_layers=16, num_heads=32, num_kv_heads=8, head_dim=64,
+        mlp_dim=8192, rope_theta=500_000.0, rope_scaling=RopeScaling("llama3", factor=32.0), norm_eps=1e-5,
+        tie_embeddings=True, max_length=131_072,
     ),
 }
 

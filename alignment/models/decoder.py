@@ -35,7 +35,16 @@ import jax.numpy as jnp
 from flax import nnx
 
 from alignment.models.config import DecoderConfig
-from alignment.models.layers import apply_rope, attention, attention_mask, dense, rms_norm, rope_tables, swiglu
+from alignment.models.layers import (
+    apply_rope,
+    attention,
+    attention_mask,
+    dense,
+    rms_norm,
+    rope_frequencies,
+    rope_tables,
+    swiglu,
+)
 from alignment.parallel import DEFAULT_RULES, with_logical_constraint
 
 CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
@@ -170,7 +179,7 @@ class Decoder(nnx.Module):
         # The table is gathered whole along "embed" first (FSDP), so the lookup partitions by vocab.
         table = with_logical_constraint(self.embed[...], ("vocab", None), self.rules)
         x = with_logical_constraint(jnp.take(table, tokens, axis=0).astype(dtype), HIDDEN_AXES, self.rules)
-        cos, sin = rope_tables(positions, c.head_dim, c.rope_theta, dtype)
+        cos, sin = rope_tables(positions, rope_frequencies(c.head_dim, c.rope_theta, c.rope_scaling), dtype)
         offset = 0 if cache is None else jnp.asarray(cache_index, jnp.int32)
         block = functools.partial(
             _block, config=c, cos=cos, sin=sin, mask=attention_mask(kv_mask, tokens.shape[1], offset),

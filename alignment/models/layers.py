@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from alignment.models.config import RopeScaling
 
 
 def positions_from_mask(mask: jax.Array) -> jax.Array:
@@ -26,10 +29,23 @@ def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
     return (normed * scale.astype(jnp.float32)).astype(x.dtype)
 
 
-def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype) -> tuple[jax.Array, jax.Array]:
-    """``cos, sin`` of angles ``positions * theta ** (-2i / head_dim)``, each ``[B, T, head_dim/2]``."""
-    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
-    angles = positions.astype(jnp.float32)[..., None] * inv_freq
+def rope_frequencies(head_dim: int, theta: float, scaling: RopeScaling | None = None) -> np.ndarray:
+    """float32 ``[head_dim / 2]`` RoPE frequencies ``theta ** (-2i / head_dim)``, then ``scaling``
+    (see ``RopeScaling``). Computed in NumPy: they are constants of the model."""
+    freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    if scaling is not None and scaling.kind == "linear":
+        freq = freq / scaling.factor
+    elif scaling is not None:  # "llama3"
+        lo, hi = scaling.low_freq_factor, scaling.high_freq_factor
+        context_over_wavelength = scaling.original_max_length * freq / (2 * np.pi)
+        keep = np.clip((context_over_wavelength - lo) / (hi - lo), 0.0, 1.0)
+        freq = (1 - keep) * freq / scaling.factor + keep * freq
+    return freq.astype(np.float32)
+
+
+def rope_tables(positions: jax.Array, frequencies: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
+    """``cos, sin`` of angles ``positions * frequencies``, each ``[B, T, head_dim/2]``."""
+    angles = positions.astype(jnp.float32)[..., None] * jnp.asarray(frequencies)
     return jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
 
 

@@ -17,7 +17,7 @@ import gguf
 import numpy as np
 from flax import nnx
 
-from alignment.models.config import DecoderConfig
+from alignment.models.config import DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
 from alignment.models.loaders.convert import load_params, params_from_hf
 
@@ -89,10 +89,22 @@ def config_from_gguf(metadata: dict[str, Any], source: str, **overrides) -> Deco
         head_dim=metadata.get("llama.rope.dimension_count", width // heads),
         mlp_dim=need("feed_forward_length"),
         rope_theta=float(metadata.get("llama.rope.freq_base", 10_000.0)),
+        rope_scaling=_rope_scaling(metadata, source),
         norm_eps=float(need("attention.layer_norm_rms_epsilon")),
         max_length=need("context_length"),
     )
     return DecoderConfig(**{**fields, "tie_embeddings": True, **overrides})
+
+
+def _rope_scaling(metadata: dict[str, Any], source: str) -> RopeScaling | None:
+    """llama.cpp's ``llama.rope.scaling.*`` keys: "none" or "linear" (a "llama3" checkpoint
+    carries its scaling as the ``rope_freqs`` tensor instead, see ``hf_tensors_from_gguf``)."""
+    kind = metadata.get("llama.rope.scaling.type", "none")
+    if kind == "none":
+        return None
+    if kind != "linear":
+        raise NotImplementedError(f"{source}: llama.rope.scaling.type={kind!r} is not supported ('none', 'linear')")
+    return RopeScaling("linear", factor=float(metadata["llama.rope.scaling.factor"]))
 
 
 def _tokens(metadata: dict[str, Any], source: str) -> list[str]:
@@ -117,8 +129,13 @@ def hf_tensors_from_gguf(reader: gguf.GGUFReader, config: DecoderConfig) -> dict
             name = f"model.layers.{parts[1]}.{_LAYER_NAMES[parts[2]]}.{kind}"
         elif base in _GLOBAL_NAMES:
             name = f"{_GLOBAL_NAMES[base]}.{kind}"
+        elif base == "rope_freqs":
+            raise NotImplementedError(
+                "GGUF tensor 'rope_freqs' (per-frequency RoPE scaling, as in Llama 3.1) is not supported; "
+                "load the Hugging Face checkpoint instead (rope_type 'llama3' is)"
+            )
         else:
-            continue  # e.g. rope_freqs: derived from the config instead
+            continue
         w = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
         if parts[-1] == "attn_q":
             w = unpermute_rows(w, config.num_heads)

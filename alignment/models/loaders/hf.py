@@ -1,8 +1,8 @@
 """Hugging Face Llama-family checkpoints: ``config.json`` + ``model.safetensors`` (or shards).
 
 Reads both the transformers 4 (``rope_theta``, ``rope_scaling``) and transformers 5
-(``rope_parameters``) spellings of RoPE settings. Only plain RoPE is implemented: a checkpoint
-with RoPE scaling (e.g. Llama 3.1's "llama3" type) raises ``NotImplementedError``.
+(``rope_parameters``) spellings of RoPE settings. RoPE types "default", "linear" and "llama3"
+(Llama 3.1 and later) are implemented; others raise ``NotImplementedError`` naming the type.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from flax import nnx
 from safetensors import safe_open
 
-from alignment.models.config import DecoderConfig
+from alignment.models.config import ROPE_SCALING_KINDS, DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
 from alignment.models.loaders.convert import load_params, params_from_hf
 
@@ -32,10 +32,10 @@ def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfi
         for key, ok in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False))
         if key in hf and hf[key] != ok
     ]
-    rope = dict(hf.get("rope_parameters") or {})
-    rope_type = rope.get("rope_type") or (hf.get("rope_scaling") or {}).get("rope_type", "default")
-    if rope_type != "default":
-        unsupported.append(f"rope_type={rope_type!r}")
+    rope = {**(hf.get("rope_scaling") or {}), **(hf.get("rope_parameters") or {})}
+    rope_type = rope.get("rope_type") or rope.get("type") or "default"
+    if rope_type not in ("default", *ROPE_SCALING_KINDS):
+        unsupported.append(f"rope_type={rope_type!r} (implemented: 'default', {', '.join(map(repr, ROPE_SCALING_KINDS))})")
     if unsupported:
         raise NotImplementedError(f"{source}: unsupported settings {unsupported}")
 
@@ -54,11 +54,25 @@ def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfi
         head_dim=hf.get("head_dim") or width // heads,
         mlp_dim=need("intermediate_size"),
         rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0))),
+        rope_scaling=None if rope_type == "default" else _rope_scaling(rope_type, rope, source),
         norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         max_length=hf.get("max_position_embeddings", 2048),
     )
     return DecoderConfig(**{**fields, **overrides})
+
+
+def _rope_scaling(kind: str, rope: dict[str, Any], source: str) -> RopeScaling:
+    if "factor" not in rope:
+        raise KeyError(f"{source}: rope_type {kind!r} needs the field 'factor'")
+    fields = {"factor": float(rope["factor"])}
+    if kind == "llama3":
+        for ours, theirs in (("low_freq_factor", "low_freq_factor"), ("high_freq_factor", "high_freq_factor"),
+                             ("original_max_length", "original_max_position_embeddings")):
+            if theirs not in rope:
+                raise KeyError(f"{source}: rope_type 'llama3' needs the field {theirs!r}")
+            fields[ours] = rope[theirs]
+    return RopeScaling(kind, **fields)
 
 
 def _safetensors_files(directory: Path) -> list[Path]:
