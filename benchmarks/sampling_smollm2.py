@@ -1,14 +1,16 @@
 """Sampling throughput of SmolLM2-135M: our jit-compiled KV-cache sampler vs transformers.generate.
 
     python benchmarks/sampling_smollm2.py [--batch 8] [--prompt-length 64] [--new-tokens 64] [--repeats 5]
-                                          [--torch-threads N]
+                                          [--torch-threads N] [--decode-layers auto|scan|unrolled]
 
 Both sides use the same dequantized GGUF weights in float32 on the CPU and generate exactly
 ``--new-tokens`` tokens per prompt (no EOS stop) after prompts of ``--prompt-length`` tokens.
 Runs alternate (ours, torch, ours, torch, ...) so that load from other processes on the machine
 hits both alike; compilation and torch warm-up are excluded. Prints new tokens per second
 (``batch * new_tokens / seconds``, median over repeats) for each, the median of the per-pair
-ratios ours / torch, and for greedy decoding the fraction of tokens on which the two agree.
+ratios ours / torch, our first call's time (compilation included), and for greedy decoding the
+fraction of tokens on which the two agree. ``--decode-layers`` picks how our decode steps run the
+layers (``SamplerConfig.decode_layers``).
 
 The machine is shared: torch's OpenMP threads slow down sharply (10x and more was seen) when
 another process takes a core, far more than XLA's, so compare the per-pair ratios and read the
@@ -82,6 +84,7 @@ def main():
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--decode-layers", default="auto", choices=("auto", "scan", "unrolled"))
     args = parser.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
@@ -90,14 +93,17 @@ def main():
     tokens = prompts(tokenizer, args.batch, args.prompt_length)
     new = args.batch * args.new_tokens
     print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"transformers {transformers.__version__}; batch {args.batch}, prompt {args.prompt_length}, {args.new_tokens} new tokens")
+          f"transformers {transformers.__version__}; batch {args.batch}, prompt {args.prompt_length}, {args.new_tokens} new tokens, "
+          f"decode_layers={args.decode_layers}")
 
     modes = {
         "greedy": (SamplingParams(temperature=0.0), dict(do_sample=False)),
         "T=0.7, top-k 50, top-p 0.95": (SamplingParams(temperature=0.7, top_k=50, top_p=0.95), dict(do_sample=True, temperature=0.7, top_k=50, top_p=0.95)),
     }
     for name, (params, torch_kwargs) in modes.items():
-        sampler = Sampler(SamplerConfig(max_new_tokens=args.new_tokens, sampling=params, prompt_buckets=(args.prompt_length,)))
+        sampler = Sampler(SamplerConfig(
+            max_new_tokens=args.new_tokens, sampling=params, prompt_buckets=(args.prompt_length,), decode_layers=args.decode_layers,
+        ))
 
         def run_ours(seed):
             return np.asarray(sampler(ours, tokens, jax.random.key(seed)).response_tokens)
@@ -111,14 +117,18 @@ def main():
                 )
             return out[:, args.prompt_length :].numpy()
 
-        ours_tokens, torch_tokens = run_ours(0), run_torch(0)  # compile / warm up
+        first_call = time.perf_counter()
+        ours_tokens = run_ours(0)  # compiles
+        first_call = time.perf_counter() - first_call
+        torch_tokens = run_torch(0)  # warm-up
         ours_s, torch_s = [], []
         for seed in range(args.repeats):
             ours_s.append(_seconds(run_ours, seed))
             torch_s.append(_seconds(run_torch, seed))
         ratios = [t / o for o, t in zip(ours_s, torch_s)]
         print(f"\n[{name}]")
-        print(f"  ours (jax, KV cache, jit): {new / statistics.median(ours_s):7.1f} new tokens/s   (runs: {_fmt(ours_s)} s)")
+        print(f"  ours (jax, KV cache, jit): {new / statistics.median(ours_s):7.1f} new tokens/s   (runs: {_fmt(ours_s)} s; "
+              f"first call {first_call:.1f} s)")
         print(f"  transformers.generate    : {new / statistics.median(torch_s):7.1f} new tokens/s   (runs: {_fmt(torch_s)} s)")
         print(f"  speed-up ours / torch    : {statistics.median(ratios):.2f}x median of paired runs ({_fmt(ratios)})")
         if params.is_greedy:

@@ -113,7 +113,8 @@ class LayerStack(nnx.Module):
         layer weights while the loop runs.
         """
         stacked = self.weights()
-        return [{name: a[layer] for name, a in stacked.items()} for layer in range(len(self.attn_norm))]
+        num_layers = stacked["attn_norm"].shape[0]
+        return [{name: a[layer] for name, a in stacked.items()} for layer in range(num_layers)]
 
 
 def _block(x, w, kv, layer, *, config: DecoderConfig, cos, sin, mask, cache_index, rules):

@@ -17,11 +17,12 @@ Decode steps run the layers one of two ways (``SamplerConfig.decode_layers``): "
 stacked weights, as the prefill does, or "unrolled" over per-layer copies made once per call
 (``model.layers.unstacked_weights()``). On XLA:CPU a matmul that reads a slice of the stacked
 weights copies the slice first, so "scan" moves every weight twice per step while "unrolled"
-copies them once per call. On SmolLM2-135M (batch 8, 64-token prompts, 64 new tokens, this
-project's 2-core CPU) "unrolled" took 4.4 s against 5.6 s for "scan", at the cost of a second
-copy of the layer weights during the call and a compile time that grows with depth (6.5 s
-against 1.4 s for 30 layers). "auto" (the default) picks "unrolled" on CPU and "scan" on
-accelerators, where the copy would cost scarce device memory.
+copies them once per call. On SmolLM2-135M (``benchmarks/sampling_smollm2.py --decode-layers
+...``: batch 8, 64-token prompts, 64 greedy tokens, this project's 2-core CPU) "unrolled" took
+4.3 s per call against 6.1 s for "scan", at the cost of a second copy of the layer weights during
+the call and a compile time that grows with depth (first call 13 s against 9 s for 30 layers).
+"auto" (the default) picks "unrolled" on CPU and "scan" on accelerators, where the copy would
+cost scarce device memory.
 
 Response token ``i`` of row ``b`` is *valid* iff no EOS appeared among its tokens ``0 .. i-1``:
 the EOS token itself is the last valid token, later ones are ``pad_id`` with mask ``False`` and
