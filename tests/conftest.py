@@ -1,6 +1,19 @@
-"""Shared test setup: eight simulated CPU devices for the sharding tests."""
+"""Shared test setup and fixtures.
+
+* Eight simulated CPU devices for the sharding tests.
+* ``shared_data``: the directory of real preference data. It lives beside the project (never
+  inside it), at ``$ALIGNMENT_SHARED_DATA`` or else ``../shared/data``. Without it the tests that
+  need it skip, except when ``CI=true``: CI always has the data, so there a missing directory
+  fails those tests instead of silently skipping them.
+* ``byte_tokenizer``: a tiny byte-level tokenizer with a ChatML template (``ByteChatTokenizer``),
+  a stand-in for ``alignment.models.tokenizer.Tokenizer`` in the data tests.
+* The repository root is put on ``sys.path``: ``configs/`` and ``launch/`` are not installed
+  (see setup.py), and tests import them from the checkout.
+"""
 
 import os
+import re
+import sys
 from pathlib import Path
 
 import jax
@@ -8,12 +21,53 @@ import pytest
 
 jax.config.update("jax_num_cpu_devices", 8)
 
-# Real preference data lives beside the project (never inside it); tests skip without it.
-SHARED_DATA = Path(os.environ.get("ALIGNMENT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHARED_DATA = Path(os.environ.get("ALIGNMENT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real preference data not found at {SHARED_DATA}")
+        message = f"real preference data not found at {SHARED_DATA} (set $ALIGNMENT_SHARED_DATA)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI=true, so this is an error, not a skip", pytrace=False)
+        pytest.skip(message)
     return SHARED_DATA
+
+
+class ByteChatTokenizer:
+    """Byte-level tokenizer with ChatML special tokens; ``encode`` adds no special tokens.
+
+    Ids: 0 ``<pad>``, 1 ``<|im_start|>``, 2 ``<|im_end|>``, then byte ``b`` is ``b + 3``.
+    """
+
+    SPECIALS = ("<pad>", "<|im_start|>", "<|im_end|>")
+    pad_id = 0
+    vocab_size = len(SPECIALS) + 256
+    _split = re.compile("(" + "|".join(map(re.escape, SPECIALS)) + ")")
+
+    def encode(self, text):
+        ids = []
+        for piece in self._split.split(text):
+            if piece in self.SPECIALS:
+                ids.append(self.SPECIALS.index(piece))
+            else:
+                ids.extend(b + len(self.SPECIALS) for b in piece.encode("utf-8"))
+        return ids
+
+    def decode(self, ids):
+        n = len(self.SPECIALS)
+        pieces = [self.SPECIALS[i].encode() if i < n else bytes([i - n]) for i in ids]
+        return b"".join(pieces).decode("utf-8", errors="replace")
+
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+        return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+@pytest.fixture(scope="session")
+def byte_tokenizer() -> ByteChatTokenizer:
+    return ByteChatTokenizer()

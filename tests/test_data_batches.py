@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from test_data_tokenizer import TOKENIZER
 
 from alignment import data
 
@@ -75,18 +74,19 @@ def test_invalid_batcher_options(kwargs):
         data.RewardBatcher(**{"pad_id": 0, "batch_size": 2, "max_length": 8, **kwargs})
 
 
-def test_real_pairs_to_batches(shared_data):
+def test_real_pairs_to_batches(shared_data, byte_tokenizer):
+    tokenizer = byte_tokenizer
     reader = data.PreferenceReader(shared_data / "hh-rlhf/harmless-base-test.jsonl.gz", "hh", on_error="skip")
     records = list(data.filter_split(reader, "eval"))
-    batcher = data.RewardBatcher(TOKENIZER.pad_id, batch_size=16, max_length=512, buckets=(128, 256))
-    batches = list(batcher(data.encode_pair(r, TOKENIZER) for r in records))
+    batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=16, max_length=512, buckets=(128, 256))
+    batches = list(batcher(data.encode_pair(r, tokenizer) for r in records))
     assert sum(int(b.valid.sum()) for b in batches) == len(records) > 50
     assert {b.chosen_ids.shape for b in batches} <= {(16, 128), (16, 256), (16, 512)}
     assert 0 < batcher.stats.context_truncated < batcher.stats.sequences == 2 * len(records)
-    end = TOKENIZER.encode("<|im_end|>\n")
+    end = tokenizer.encode("<|im_end|>\n")
     cut_responses = 0
     for b in batches:
         for ids, mask in ((b.chosen_ids, b.chosen_mask), (b.rejected_ids, b.rejected_mask)):
             cut_responses += int((ids[b.valid, -2:] != end).any(1).sum())
-            assert ((ids == TOKENIZER.pad_id) == (mask == 0)).all()  # the byte tokenizer never emits pad
+            assert ((ids == tokenizer.pad_id) == (mask == 0)).all()  # the byte tokenizer never emits pad
     assert cut_responses == batcher.stats.response_truncated

@@ -1,0 +1,79 @@
+"""The repository's own contracts: test layout, shared-data tests under CI, packaging."""
+
+import ast
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import setuptools
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers and fixtures live in tests/conftest.py, not in other test files."""
+    test_modules = {p.stem for p in TESTS.glob("test_*.py")}
+    offenders = []
+    for path in TESTS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name} imports {n}" for n in names if n.split(".")[0] in test_modules | {"conftest"}]
+    assert not offenders
+
+
+def _run_shared_data_test(ci: str | None):
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["ALIGNMENT_SHARED_DATA"] = str(ROOT / "no-such-shared-data")
+    if ci is not None:
+        env["CI"] = ci
+    test = "tests/test_data_formats.py::test_alpaca_eval_identical_outputs_are_counted"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_missing_shared_data_skips_locally_and_fails_under_ci():
+    local = _run_shared_data_test(None)
+    assert local.returncode == 0 and "1 skipped" in local.stdout, local.stdout + local.stderr
+    ci = _run_shared_data_test("true")
+    assert ci.returncode == 1 and "1 error" in ci.stdout and "CI=true" in ci.stdout, ci.stdout + ci.stderr
+
+
+def _setup_arguments(monkeypatch) -> dict:
+    captured = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
+    monkeypatch.chdir(ROOT)
+    exec(compile((ROOT / "setup.py").read_text(), "setup.py", "exec"), {"__name__": "__main__"})
+    return captured
+
+
+def test_setup_installs_only_the_library(monkeypatch):
+    packages = _setup_arguments(monkeypatch)["packages"]
+    assert "alignment" in packages and all(p == "alignment" or p.startswith("alignment.") for p in packages), packages
+    for package in packages:
+        assert (ROOT / package.replace(".", "/") / "__init__.py").is_file(), package
+    on_disk = {p.parent.relative_to(ROOT).as_posix().replace("/", ".") for p in (ROOT / "alignment").rglob("__init__.py")}
+    assert set(packages) == on_disk
+
+
+def test_setup_declares_only_what_the_code_imports(monkeypatch):
+    """Every install requirement is imported by the library, configs/, launch/ or benchmarks/."""
+    requirements = _setup_arguments(monkeypatch)["install_requires"]
+    imported = set()
+    for folder in ("alignment", "configs", "launch", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imported.add(node.module.split(".")[0])
+    distributions = importlib.metadata.packages_distributions()
+    imported_distributions = {d.lower() for module in imported for d in distributions.get(module, ())}
+    unused = [r for r in requirements if re.split(r"[<>=!~ \[]", r)[0].lower() not in imported_distributions]
+    assert not unused, f"declared but never imported: {unused}"
