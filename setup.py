@@ -7,9 +7,8 @@ JAX_STACK = [
     "flax>=0.12",
     "optax>=0.2.4",
     "orbax-checkpoint>=0.11",
-    "chex>=0.1.89",
+    # Named experiment configs (configs/ in the repository).
     "fiddle>=0.3",
-    "absl-py>=2.1",
     "numpy>=1.26",
     # Real weights and tokenizers from local files (no downloads at run time).
     "gguf>=0.10",
@@ -51,9 +50,13 @@ setup(
     version="0.1.0",
     description=(
         "JAX-native alignment with reward models: log-sigmoid-centred reward transforms, "
-        "logical-AND aggregation of several reward models, and a sharded RL learner."
+        "logical-AND aggregation of several reward models, models, sampling, preference data "
+        "and reward-model training."
     ),
-    packages=find_packages(include=["alignment", "alignment.*", "configs", "configs.*", "launch", "launch.*"]),
+    # Only the library is installed. configs/ (experiment definitions) and launch/ (entry-point
+    # scripts) are run from a checkout of the repository, so no top-level package with a generic
+    # name such as "configs" lands in site-packages.
+    packages=find_packages(include=["alignment", "alignment.*"]),
     python_requires=">=3.10",
     install_requires=JAX_STACK,
     extras_require=EXTRAS,
