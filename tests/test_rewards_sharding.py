@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax._src.array import ArrayImpl
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from alignment import parallel, rewards
@@ -45,3 +46,18 @@ def test_sharded_reference_rewards_keep_prompt_sharding(mesh):
         for out in (eager,) if method == "constant" else (eager, jitted):
             np.testing.assert_allclose(out, rewards.reference_rewards(base, method), rtol=1e-5)
             assert out.sharding.is_equivalent_to(NamedSharding(mesh, P("data")), 1), (method, out.sharding)
+
+
+def test_eager_finiteness_checks_do_not_gather_sharded_inputs(mesh, monkeypatch):
+    """Checking a sharded input copies single scalars to the host, never the array itself."""
+    fetched = []
+    value = ArrayImpl._value
+    monkeypatch.setattr(ArrayImpl, "_value", property(lambda x: fetched.append(x.size) or value.fget(x)))
+    batch = NamedSharding(mesh, P("data"))
+    r, ref = jax.device_put((jnp.ones((64, 2)), jnp.zeros((64, 2))), batch)
+    rewards.utility(r, ref)
+    rewards.reference_rewards(jax.device_put(jnp.ones((16, 32)), batch))
+    assert fetched and max(fetched) == 1, fetched
+    with pytest.raises(ValueError, match="non-finite"):
+        rewards.utility(r.at[3, 1].set(jnp.nan), ref)
+    assert max(fetched) == 1, fetched

@@ -3,7 +3,8 @@
 The input is, per prompt, the reward model's scores of K responses: K samples from the base
 policy pi_0 for ``empirical`` and ``gaussian`` (the paper's recipe, computed once before RL),
 or K fixed responses (e.g. refusal phrasings) for ``fixed_response``. Estimators reduce the
-trailing K axis and keep the input dtype and leading shape.
+trailing K axis and keep the input dtype and leading shape. Non-finite rewards raise
+``ValueError`` as in ``utility``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 
+from alignment.rewards.checks import check_finite
 from alignment.rewards.registry import REFERENCES
 
 DEFAULT_QUANTILE = 0.85
@@ -24,13 +26,14 @@ def _check_quantile(quantile: float) -> None:
 
 
 def _check_samples(rewards: jax.Array, method: str) -> jax.Array:
+    """``rewards`` as an array of shape [..., K], K >= 1, with finite values (see ``check_finite``)."""
     rewards = jnp.asarray(rewards)
     if rewards.ndim == 0 or rewards.shape[-1] == 0:
         raise ValueError(
             f"reference '{method}' needs rewards of shape [..., K] with K >= 1 responses per prompt, "
             f"got shape {rewards.shape}"
         )
-    return rewards
+    return check_finite(rewards, f"reference '{method}': rewards")
 
 
 @REFERENCES.register("empirical")

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignment.rewards.checks import check_finite
 from alignment.rewards.registry import AGGREGATORS, TRANSFORMS
 
 ArrayLike = jax.Array | np.ndarray | float
@@ -56,14 +57,14 @@ def _as_property_arrays(rewards, references, weights):
             raise ValueError("pass rewards and references both as {property: array} mappings, or both as [..., P] arrays")
         names = list(rewards)
         _check_same_names(names, references, "references")
-        reward_arrays = [_check_finite(jnp.asarray(rewards[name]), f"rewards[{name!r}]") for name in names]
+        reward_arrays = [check_finite(jnp.asarray(rewards[name]), f"rewards[{name!r}]") for name in names]
         shapes = {name: r.shape for name, r in zip(names, reward_arrays)}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"all properties' rewards must have the same shape, got {shapes}")
         shape = reward_arrays[0].shape
         reference_arrays = []
         for name in names:
-            reference = _check_finite(jnp.asarray(references[name]), f"references[{name!r}]")
+            reference = check_finite(jnp.asarray(references[name]), f"references[{name!r}]")
             _check_reference_shape(reference.shape, shape, f"references[{name!r}]")
             reference_arrays.append(jnp.broadcast_to(reference, shape))
         if isinstance(weights, Mapping):
@@ -71,8 +72,8 @@ def _as_property_arrays(rewards, references, weights):
             weights = [weights[name] for name in names]
         return jnp.stack(reward_arrays, axis=-1), jnp.stack(reference_arrays, axis=-1), _weights_array(weights)
 
-    rewards = _check_finite(jnp.asarray(rewards), "rewards")
-    references = _check_finite(jnp.asarray(references), "references")
+    rewards = check_finite(jnp.asarray(rewards), "rewards")
+    references = check_finite(jnp.asarray(references), "references")
     if rewards.ndim == 0:
         raise ValueError("rewards must have a trailing property axis [..., P]; got a scalar")
     _check_reference_shape(references.shape, rewards.shape, "references")
@@ -106,16 +107,3 @@ def _check_reference_shape(reference_shape: tuple, reward_shape: tuple, what: st
             f"needs the rewards' rank with each dimension equal or 1 (e.g. [prompts, 1] for [prompts, K] rewards), "
             f"or to be a scalar; reduce base-policy samples [..., K] with reference_rewards() first"
         )
-
-
-def _check_finite(x: jax.Array, what: str) -> jax.Array:
-    """Raises for NaN/inf in concrete inputs; traced inputs (inside jit) pass through unchecked."""
-    if not jnp.issubdtype(x.dtype, jnp.floating) and not jnp.issubdtype(x.dtype, jnp.integer):
-        raise ValueError(f"{what} must be a real-valued array, got dtype {x.dtype}")
-    if isinstance(x, jax.core.Tracer):
-        return x
-    bad = ~np.isfinite(np.asarray(x, dtype=np.float32))
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{what} has {int(bad.sum())} non-finite values (NaN or inf); the first at index {first}")
-    return x
