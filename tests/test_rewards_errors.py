@@ -1,5 +1,6 @@
 """Bad input to the reward library gets an error that names what is wrong."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -83,3 +84,21 @@ def test_bad_parameters():
         rewards.softmin(jnp.ones((2, 2)), temperature=0.0)
     with pytest.raises(ValueError, match="already registered"):
         rewards.TRANSFORMS.register("lsc")(lambda r, ref: r)
+
+
+def test_misspelt_parameters_are_refused_when_binding():
+    with pytest.raises(ValueError, match=r"aggregator 'softmin' takes no parameter 'temp'; its parameters: utilities, weights, temperature"):
+        rewards.get_aggregator("softmin", temp=0.5)
+    with pytest.raises(ValueError, match=r"reference 'empirical' takes no parameter 'q'"):
+        rewards.reference_rewards(jnp.ones((2, 4)), "empirical", q=0.5)
+    assert rewards.get_aggregator("softmin", temperature=0.5)(jnp.zeros((1, 2))).shape == (1,)
+
+
+@pytest.mark.parametrize("method", rewards.REFERENCES.names)
+def test_non_finite_base_rewards_are_named(method):
+    base = np.ones((3, 4), np.float32)
+    base[1, 2] = np.nan
+    with pytest.raises(ValueError, match=rf"reference '{method}': rewards has 1 non-finite values .* index \(1, 2\)"):
+        rewards.reference_rewards(base, method)
+    # Traced values cannot be inspected: inside jit the estimator runs unchecked.
+    assert jax.jit(lambda b: rewards.reference_rewards(b, method))(np.ones((3, 4), np.float32)).shape == (3,)

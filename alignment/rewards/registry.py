@@ -2,12 +2,14 @@
 
 Every experiment names its choices ("lsc", "lsc_and", "empirical"), so that a config sweep
 over names is an ablation. ``get(name, **params)`` binds keyword parameters with
-``functools.partial``: ``get_aggregator("softmin", temperature=0.5)``.
+``functools.partial``: ``get_aggregator("softmin", temperature=0.5)``; a name the function
+does not take raises ``ValueError`` at once.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 
 
@@ -38,6 +40,10 @@ class Registry:
         if name not in self._functions:
             raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names)}")
         fn = self._functions[name]
+        accepted = list(inspect.signature(fn).parameters)
+        unknown = [p for p in params if p not in accepted]
+        if unknown:
+            raise ValueError(f"{self.kind} {name!r} takes no parameter {', '.join(map(repr, unknown))}; its parameters: {', '.join(accepted)}")
         return functools.partial(fn, **params) if params else fn
 
     def resolve(self, name_or_fn: str | Callable) -> Callable:
