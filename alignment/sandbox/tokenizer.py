@@ -7,7 +7,8 @@ and decoding joins tokens with spaces and removes the space before ``. , ? !``, 
 and ChatML's ``<|im_start|>`` (bos) and ``<|im_end|>`` (eos, which ends every turn and stops
 sampling); the role names ``system``, ``user``, ``assistant`` are ordinary words. The wrapper
 is the project's real tokenizer class, so the interface (``encode``, ``decode``, ``pad_id``,
-``eos_id``, ``apply_chat_template``, ``save``) and the ChatML template are the same::
+``eos_id``, ``apply_chat_template``, ``save``) is the same; the chat template is ChatML
+(``CHATML_TEMPLATE``)::
 
     <|im_start|>user\\nHow do I cook rice?<|im_end|>\\n<|im_start|>assistant\\n
 
@@ -24,11 +25,15 @@ from typing import Iterable
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers
 
-from alignment.models.tokenizer import IM_END, IM_START, Tokenizer
+from alignment.models.tokenizer import Tokenizer
 
-PAD, UNK = "<pad>", "<unk>"
+PAD, UNK, IM_START, IM_END = "<pad>", "<unk>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = (PAD, UNK, IM_START, IM_END)
 ROLE_WORDS = ("system", "user", "assistant")
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
@@ -53,4 +58,4 @@ def _wrap(backend: tokenizers.Tokenizer) -> Tokenizer:
     missing = [t for t, i in ids.items() if i is None]
     if missing:
         raise ValueError(f"not a sandbox tokenizer: special tokens {missing} are missing")
-    return Tokenizer(backend, bos_id=ids[IM_START], eos_id=ids[IM_END], pad_id=ids[PAD])
+    return Tokenizer(backend, bos_id=ids[IM_START], eos_id=ids[IM_END], pad_id=ids[PAD], chat_template=CHATML_TEMPLATE)

@@ -7,17 +7,45 @@ decoder stores ``[in, out]`` with the head axes split out:
   q_proj [H*hd, D] -> q [D, H, hd]      k_proj, v_proj [KV*hd, D] -> [D, KV, hd]
   o_proj [D, H*hd] -> o [H, hd, D]      gate_proj, up_proj [F, D] -> [D, F];  down_proj [D, F] -> [F, D]
   lm_head [V, D]   -> lm_head [D, V]    embeddings [V, D] and norm scales unchanged.
+
+``Pretrained`` (what every loader returns) and ``need`` (a required metadata field, with an
+error naming the file) are shared by the loaders and ``alignment.models.tokenizer``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from flax.traverse_util import flatten_dict, unflatten_dict
 
 from alignment.models.config import DecoderConfig
+
+if TYPE_CHECKING:
+    from alignment.models.decoder import Decoder
+    from alignment.models.tokenizer import Tokenizer
+
+class Pretrained(NamedTuple):
+    """What every loader returns: ``model, tokenizer, config = load_...(...)``.
+
+    ``tokenizer`` is ``None`` when the checkpoint has none (a Hugging Face directory without
+    ``tokenizer.json``).
+    """
+
+    model: Decoder
+    tokenizer: Tokenizer | None
+    config: DecoderConfig
+
+
+def need(fields: Mapping[str, Any], key: str, source: str) -> Any:
+    """``fields[key]``; ``KeyError`` naming ``source`` (the file) and the missing field otherwise."""
+    if key not in fields:
+        raise KeyError(f"{source}: missing field {key!r}")
+    return fields[key]
+
 
 LAYER_TENSORS = {
     "attn_norm": "input_layernorm.weight",
@@ -74,8 +102,8 @@ def load_params(model: nnx.Module, params: Mapping, source: str) -> nnx.Module:
     ``ValueError`` naming ``source`` and every missing, unexpected or mis-shaped entry.
     """
     graphdef, state, rest = nnx.split(model, nnx.Param, ...)
-    expected = _flatten(nnx.to_pure_dict(state))
-    given = _flatten(params)
+    expected = flatten_dict(nnx.to_pure_dict(state), sep="/")
+    given = flatten_dict(params, sep="/")
     problems = [f"missing {k}" for k in expected if k not in given]
     problems += [f"unexpected {k}" for k in given if k not in expected]
     problems += [
@@ -85,27 +113,5 @@ def load_params(model: nnx.Module, params: Mapping, source: str) -> nnx.Module:
     ]
     if problems:
         raise ValueError(f"{source}: parameters do not fit the model: " + "; ".join(problems))
-    nnx.replace_by_pure_dict(state, _unflatten({k: jnp.asarray(given[k], expected[k].dtype) for k in expected}))
+    nnx.replace_by_pure_dict(state, unflatten_dict({k: jnp.asarray(given[k], expected[k].dtype) for k in expected}, sep="/"))
     return nnx.merge(graphdef, state, rest)
-
-
-def _flatten(tree: Mapping, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, path + "/"))
-        else:
-            out[path] = value
-    return out
-
-
-def _unflatten(flat: Mapping) -> dict:
-    out: dict = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split("/")
-        node = out
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return out

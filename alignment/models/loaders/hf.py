@@ -17,7 +17,8 @@ from safetensors import safe_open
 
 from alignment.models.config import ROPE_SCALING_KINDS, DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
-from alignment.models.loaders.convert import load_params, params_from_hf
+from alignment.models.loaders.convert import Pretrained, load_params, need, params_from_hf
+from alignment.models.tokenizer import Tokenizer
 
 SUPPORTED_MODEL_TYPES = ("llama",)
 
@@ -38,21 +39,15 @@ def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfi
         unsupported.append(f"rope_type={rope_type!r} (implemented: 'default', {', '.join(map(repr, ROPE_SCALING_KINDS))})")
     if unsupported:
         raise NotImplementedError(f"{source}: unsupported settings {unsupported}")
-
-    def need(key):
-        if key not in hf:
-            raise KeyError(f"{source}: missing field {key!r}")
-        return hf[key]
-
-    heads, width = need("num_attention_heads"), need("hidden_size")
+    heads, width = need(hf, "num_attention_heads", source), need(hf, "hidden_size", source)
     fields = dict(
-        vocab_size=need("vocab_size"),
+        vocab_size=need(hf, "vocab_size", source),
         embed_dim=width,
-        num_layers=need("num_hidden_layers"),
+        num_layers=need(hf, "num_hidden_layers", source),
         num_heads=heads,
         num_kv_heads=hf.get("num_key_value_heads") or heads,
         head_dim=hf.get("head_dim") or width // heads,
-        mlp_dim=need("intermediate_size"),
+        mlp_dim=need(hf, "intermediate_size", source),
         rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0))),
         rope_scaling=None if rope_type == "default" else _rope_scaling(rope_type, rope, source),
         norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
@@ -63,15 +58,12 @@ def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfi
 
 
 def _rope_scaling(kind: str, rope: dict[str, Any], source: str) -> RopeScaling:
-    if "factor" not in rope:
-        raise KeyError(f"{source}: rope_type {kind!r} needs the field 'factor'")
-    fields = {"factor": float(rope["factor"])}
+    source = f"{source}: rope_type {kind!r}"
+    fields = {"factor": float(need(rope, "factor", source))}
     if kind == "llama3":
         for ours, theirs in (("low_freq_factor", "low_freq_factor"), ("high_freq_factor", "high_freq_factor"),
                              ("original_max_length", "original_max_position_embeddings")):
-            if theirs not in rope:
-                raise KeyError(f"{source}: rope_type 'llama3' needs the field {theirs!r}")
-            fields[ours] = rope[theirs]
+            fields[ours] = need(rope, theirs, source)
     return RopeScaling(kind, **fields)
 
 
@@ -98,8 +90,11 @@ def read_safetensors(directory: str | Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def load_hf(directory: str | Path, **config_overrides) -> tuple[Decoder, DecoderConfig]:
-    """A ``Decoder`` from a Hugging Face checkpoint directory; returns ``(model, config)``."""
+def load_hf(directory: str | Path, **config_overrides) -> Pretrained:
+    """A Hugging Face checkpoint directory: ``(model, tokenizer, config)``.
+
+    The tokenizer is ``Tokenizer.from_pretrained(directory)``, or ``None`` without a ``tokenizer.json``.
+    """
     directory = Path(directory)
     config_path = directory / "config.json"
     if not config_path.is_file():
@@ -107,4 +102,5 @@ def load_hf(directory: str | Path, **config_overrides) -> tuple[Decoder, Decoder
     config = config_from_hf(json.loads(config_path.read_text()), str(config_path), **config_overrides)
     params = params_from_hf(read_safetensors(directory), config, str(directory))
     abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
-    return load_params(abstract, params, str(directory)), config
+    tokenizer = Tokenizer.from_pretrained(directory) if (directory / "tokenizer.json").is_file() else None
+    return Pretrained(load_params(abstract, params, str(directory)), tokenizer, config)
