@@ -47,7 +47,7 @@ from alignment.models.layers import (
 )
 from alignment.parallel import DEFAULT_RULES, with_logical_constraint
 
-CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
+CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")  # logical axes of KVCache.k and .v
 HIDDEN_AXES = ("batch", "length", "embed")
 
 _REMAT_POLICIES = {

@@ -51,13 +51,12 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
+from alignment.models.decoder import CACHE_AXES
 from alignment.models.layers import positions_from_mask
 from alignment.parallel import DEFAULT_RULES, logical_sharding, logical_to_mesh_axes, with_logical_constraint
 from alignment.sampling.batching import bucket_size, check_buckets, left_pad, powers_of_two, token_lists
 from alignment.sampling.filters import SamplingParams, sample_logits
 
-# The decoder interface's cache layout [layers, batch, max_length, kv_heads, head_dim].
-CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
 DECODE_LAYERS = ("auto", "scan", "unrolled")
 
 
