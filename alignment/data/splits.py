@@ -7,7 +7,7 @@ their given order). All pairs that share a context, in any file and for any prop
 the same split, so a prompt used to train a reward model never becomes an alignment or
 evaluation prompt.
 
-The default follows the paper's recipe: half of each preference set trains the reward model,
+The default: half of each preference set trains the reward model,
 the other half provides the prompts for alignment, and a small held-out slice of each half
 evaluates (reward-model accuracy, and judged win rates on prompts never used in RL).
 """

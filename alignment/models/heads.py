@@ -4,8 +4,9 @@
   valid token, ``r = h_last W + b`` -> ``[B, num_properties]``. Separate backbones per property
   compose with ``ensemble_rewards([model_a, model_b], ...)``.
 * ``ValueModel``: a value per token, ``V_t = h_t w + b`` -> ``[B, T]``.
-* ``GPMModel`` (general preference model, method.md section 2): a response embedding
-  ``v in R^(2k)`` (optionally L2-normalised) read at the last valid token and prompt weights
+* ``GPMModel`` (the general preference model of Zhang et al., "General Preference Modeling
+  with Preference Representations for Aligning Language Models", arXiv 2410.02197): a
+  response embedding ``v in R^(2k)`` (optionally L2-normalised) read at the last valid token and prompt weights
   ``lambda(x) = softmax(h_prompt W_lambda + b)`` read at the last prompt token, scored with
   ``gpm_score``: ``s(y_i > y_j | x) = <R(x) v_i, v_j>``, ``R = blockdiag(lambda_l J)``,
   ``J = [[0, -1], [1, 0]]``. Bradley-Terry is the case k = 1, ``v = [r, c]``: s = c (r_i - r_j).

@@ -4,10 +4,11 @@
 * ``fsdp``  -- data parallelism with parameters and optimizer state sharded (ZeRO-3 style);
 * ``model`` -- tensor parallelism inside layers (heads, MLP hidden units, vocabulary).
 
-The same call builds a 1-device mesh on a laptop, an 8-device simulated CPU mesh in tests and
-a topology-aware mesh on a TPU slice (``jax.make_mesh`` orders TPU devices by their physical
-torus coordinates). On several hosts ``jax.devices()`` is the global device list, so the mesh
-spans all processes once ``jax.distributed.initialize`` has run.
+The same call builds a 1-device mesh on one CPU and the 8-device simulated CPU mesh of the
+tests. It calls ``jax.make_mesh``, which on TPU orders devices by their physical torus
+coordinates, and on several hosts ``jax.devices()`` is the global device list once
+``jax.distributed.initialize`` has run; this project has so far run on CPUs only, so neither
+TPU slices nor several hosts are tested.
 """
 
 from __future__ import annotations

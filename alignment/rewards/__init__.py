@@ -1,4 +1,5 @@
-"""The paper's mathematics: reward transforms, aggregations and reference rewards.
+"""Reward transforms, aggregations and reference rewards, after Wang et al., "Transforming and
+Combining Rewards for Aligning Large Language Models" (arXiv 2402.00742).
 
 Pure functions of arrays (no model code, no I/O): jit-able, vmappable, sharding-preserving.
 

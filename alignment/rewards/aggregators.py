@@ -1,8 +1,8 @@
 """Aggregators over the trailing property axis: ``fn(utilities, weights=None) -> [...]``.
 
 ``utilities`` has shape [..., P] (one entry per property / reward model); ``weights``, when
-given, broadcasts to it (shape [P], or [..., P] for per-example weights). The paper's logical
-AND is ``sum`` over LSC-transformed rewards, or equivalently ``lsc_and`` over centred ones.
+given, broadcasts to it (shape [P], or [..., P] for per-example weights). The logical AND of
+Wang et al. (arXiv 2402.00742) is ``sum`` over LSC-transformed rewards, or equivalently ``lsc_and`` over centred ones.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reference-reward estimators: rewards of shape [..., K] -> r_ref(x) of shape [...].
 
 The input is, per prompt, the reward model's scores of K responses: K samples from the base
-policy pi_0 for ``empirical`` and ``gaussian`` (the paper's recipe, computed once before RL),
+policy pi_0 for ``empirical`` and ``gaussian`` (the recipe of Wang et al., arXiv 2402.00742: computed once, from the base policy),
 or K fixed responses (e.g. refusal phrasings) for ``fixed_response``. Estimators reduce the
 trailing K axis and keep the input dtype and leading shape. Non-finite rewards raise
 ``ValueError`` as in ``utility``.

@@ -1,8 +1,8 @@
 """Reward transforms: ``fn(reward, reference) -> utility``, elementwise over any leading shape.
 
 ``reward`` is a reward model's score r(x, y); ``reference`` is the per-prompt reference reward
-r_ref(x) (see ``references.py``), broadcastable to ``reward``. The paper's transform is
-``lsc``; the others are the baselines and ablations it is compared against. Results have the
+r_ref(x) (see ``references.py``), broadcastable to ``reward``. The transform of Wang et al.
+(arXiv 2402.00742) is ``lsc``; the others are baselines and ablations. Results have the
 promoted dtype of the inputs (float32 stays float32, bfloat16 stays bfloat16).
 """
 

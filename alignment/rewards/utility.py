@@ -2,7 +2,7 @@
 
     U(x, y) = aggregate_i( transform(r_i(x, y), r_ref,i(x)) ; w )
 
-The paper's choice for "helpful AND harmless" is ``transform="lsc", aggregator="sum"``:
+The choice of Wang et al. (arXiv 2402.00742) for "helpful AND harmless" is ``transform="lsc", aggregator="sum"``:
 U = sum_i log sigmoid(r_i - r_ref,i) = log P(good on every property). The raw baseline is
 ``transform="identity", aggregator="sum"`` (or ``"weighted_sum"``).
 """

@@ -6,7 +6,8 @@ the probability that ``chosen`` is preferred (1 for hard labels), and
 
     loss = -[P log sigmoid(m / beta) + (1 - P) log sigmoid(-m / beta)]
 
-(beta = 1 is the usual BT loss; the GPM paper uses beta = 0.1).
+(beta = 1 is the usual BT loss; Zhang et al., "General Preference Modeling with Preference
+Representations for Aligning Language Models", arXiv 2410.02197, use beta = 0.1 for GPM).
 """
 
 from __future__ import annotations
