@@ -1,13 +1,16 @@
 """Reward-model training: GPM versus Bradley-Terry on cyclic preferences, exact skew symmetry,
 soft labels, and a sharded step that equals the single-device step."""
 
+import dataclasses
 import itertools
+import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax._src.array import ArrayImpl
 
 from alignment import data, parallel
 from alignment.models import DecoderConfig, Decoder
@@ -128,27 +131,71 @@ def test_sharded_training_step_equals_single_device_step(tmp_path):
     assert (tmp_path / "checkpoints" / "1").is_dir()
 
 
+def _make_model():
+    return RewardModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
+
+
+def _assert_same_state(a, b):
+    for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _stream(steps):
+    """A stream whose batches differ (so that a wrong data position changes the result)."""
+    batch = cyclic_batch()
+    return [("reward", batch._replace(label=np.full_like(batch.label, 1.0 - 0.1 * i))) for i in range(steps)]
+
+
 def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
-    batches = [("reward", cyclic_batch())] * 4
+    batches = _stream(4)
     config = RewardTrainConfig(learning_rate=1e-2, num_steps=4)
+    straight = _make_model()
+    RewardModelTrainer(straight, config).fit(batches, progress=False)
 
-    def make():
-        return RewardModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
-
-    straight = make()
-    RewardModelTrainer(straight, config).fit(iter(batches), progress=False)
-
-    interrupted = RewardModelTrainer(make(), config, workdir=tmp_path)  # stopped after two steps
-    for name, batch in batches[:2]:
-        interrupted.train_step(batch, name)
-    interrupted.save()
-    interrupted.checkpoints.close()
-    resumed_model = make()
-    resumed = RewardModelTrainer(resumed_model, config, workdir=tmp_path)
-    step = resumed.restore()
-    assert step == 2
-    resumed.fit(itertools.islice(iter(batches), step, None), progress=False)
-    for a, b in zip(jax.tree.leaves(nnx.state(resumed_model)), jax.tree.leaves(nnx.state(straight))):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with RewardModelTrainer(_make_model(), config, workdir=tmp_path) as interrupted:
+        interrupted.fit(batches, until=2, progress=False)  # stopped after two steps (checkpointed)
+    resumed_model = _make_model()
+    with RewardModelTrainer(resumed_model, config, workdir=tmp_path) as resumed:
+        assert resumed.restore() == 2 and resumed.data_position == 2
+        resumed.fit(batches, progress=False)  # the stream from its start: the trainer skips what it had used
+    _assert_same_state(resumed_model, straight)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    assert lines and '"train/loss"' in lines[-1]
+    assert [json.loads(line)["step"] for line in lines] == [2, 4] and '"train/loss"' in lines[-1]
+
+
+def test_a_trainer_fits_in_stages_and_keeps_its_files_open(tmp_path):
+    batches = _stream(4)
+    config = RewardTrainConfig(learning_rate=1e-2, num_steps=4)
+    straight = _make_model()
+    RewardModelTrainer(straight, config).fit(batches, progress=False)
+    staged = _make_model()
+    trainer = RewardModelTrainer(staged, config, workdir=tmp_path)
+    stream = iter(batches)
+    trainer.fit(stream, until=1, progress=False)
+    trainer.fit(stream, eval_batches=lambda: batches[:1], progress=False)
+    trainer.save(wait=True)  # no "closed" error: fit closes nothing
+    assert trainer.checkpoints.steps == [1, 4]
+    trainer.close()
+    _assert_same_state(staged, straight)
+    with pytest.raises(ValueError, match=r"fit\(until=5\) needs step 4 <= until <= num_steps 4"):
+        trainer.fit(stream, until=5)
+
+
+def test_checkpoints_without_a_workdir_are_a_clear_error():
+    trainer = RewardModelTrainer(_make_model(), RewardTrainConfig())
+    for call in (trainer.save, trainer.restore):
+        with pytest.raises(ValueError, match="no workdir.*pass workdir="):
+            call()
+
+
+def test_metrics_stay_on_the_devices_until_they_are_logged(monkeypatch):
+    fetched = []
+    value = ArrayImpl._value
+    monkeypatch.setattr(ArrayImpl, "_value", property(lambda x: fetched.append(x.size) or value.fget(x)))
+    trainer = RewardModelTrainer(_make_model(), RewardTrainConfig(learning_rate=1e-2, num_steps=6, log_every=3))
+    batches = _stream(6)
+    metrics = [trainer.train_step(batch) for _, batch in batches[:3]]
+    assert fetched == [] and all(isinstance(m["loss"], jax.Array) for m in metrics)
+    trainer.config = dataclasses.replace(trainer.config, num_steps=9)
+    result = trainer.fit(itertools.cycle(batches), progress=False)
+    assert len(fetched) == 2 * len(result)  # one fetch of each metric per log (steps 6 and 9), none per step

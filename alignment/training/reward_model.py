@@ -4,19 +4,26 @@ A batch is an ``alignment.data.RewardBatch`` of preference pairs plus the index 
 property it judges. Both objectives reduce a pair to a margin m (``losses.py``):
 
     Bradley-Terry:  m = r_p(x, y+) - r_p(x, y-)          (``RewardModel``, head p of P)
-    GPM:            m = s(y+ > y- | x) = <R(x) v+, v->    (``GPMModel``, method.md section 2)
+    GPM:            m = s(y+ > y- | x) = <R(x) v+, v->    (``GPMModel``; Zhang et al., "General Preference
+                    Modeling with Preference Representations for Aligning Language Models", arXiv 2410.02197)
 
 and minimise -[P log sigmoid(m / beta) + (1 - P) log sigmoid(-m / beta)] over valid pairs.
 Chosen and rejected sequences run through the backbone as one [2B, L] batch. Several
 properties share a backbone with one head each (batches name their property), or train as
 separate models (one trainer each).
+
+Metrics stay on the devices until they are logged (every ``log_every`` steps), so training
+steps are dispatched without waiting for each other. A checkpoint holds the model, the
+optimizer, the step and the data position (training batches consumed); after ``restore`` the
+next ``fit`` skips that many batches of the stream it is given, so a resumed run passes the
+stream from its start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import jax
@@ -42,7 +49,7 @@ TRAINABLE = {"all": nnx.Param, "head": nnx.All(nnx.Param, nnx.Not(nnx.PathContai
 
 @dataclasses.dataclass(frozen=True)
 class RewardTrainConfig:
-    """What a reward-model run optimises and how (every field is a Fiddle override).
+    """What a reward-model run optimises and how.
 
     ``beta`` defaults to 1 for Bradley-Terry and 0.1 for GPM; ``trainable="head"`` freezes the
     backbone (a linear probe on its features, at the cost of a forward pass).
@@ -129,7 +136,8 @@ class RewardModelTrainer:
       properties: names of the properties, in head order (``RewardModel`` head p judges
         ``properties[p]``); a GPM judges exactly one.
       mesh: shard every batch over the logical "batch" axis of this mesh.
-      workdir: where metrics (JSON lines + TensorBoard) and Orbax checkpoints go.
+      workdir: where metrics (JSON lines + TensorBoard) and Orbax checkpoints go; ``close()``
+        (or a ``with`` block) closes them.
     """
 
     def __init__(
@@ -152,6 +160,8 @@ class RewardModelTrainer:
         self._train_step = make_train_step(loss_fn, TRAINABLE[config.trainable], shardings)
         self._eval_step = make_eval_step(loss_fn)
         self.step = 0
+        self.data_position = 0  # training batches consumed
+        self._skip = 0  # batches of the next stream that a restored run had consumed
         self.workdir = None if workdir is None else Path(workdir)
         self.metrics = None if workdir is None else MetricsWriter(self.workdir)
         self.checkpoints = None if workdir is None else Checkpoints(self.workdir / "checkpoints")
@@ -179,23 +189,30 @@ class RewardModelTrainer:
             lambda x: jax.device_put(x, logical_sharding(self.mesh, names[x.ndim], self.rules, shape=x.shape)), batch
         )
 
-    def train_step(self, batch: RewardBatch, property_name: str | None = None) -> dict[str, float]:
-        """One optimizer step on one batch of ``property_name`` (default: the only property)."""
+    def train_step(self, batch: RewardBatch, property_name: str | None = None) -> dict[str, jax.Array]:
+        """One optimizer step on one batch of ``property_name`` (default: the only property).
+
+        Returns the step's metrics as device scalars (no host synchronisation).
+        """
         index = jnp.int32(self.property_index(property_name or self.properties[0]))
         metrics = self._run(self._train_step, self.model, self.optimizer, self.place(batch), index)
         self.step += 1
+        self.data_position += 1
         return metrics
 
     def evaluate(self, batches: Iterable[tuple[str, RewardBatch]]) -> dict[str, float]:
-        """Pair-weighted loss and accuracy per property (``"<property>/accuracy"``, ...)."""
-        totals: dict[str, np.ndarray] = {}
-        for name, batch in batches:
-            m = self._run(self._eval_step, self.model, self.place(batch), jnp.int32(self.property_index(name)))
-            pairs = m["pairs"]
-            sums = totals.setdefault(name, np.zeros(3))
-            sums += (m["loss"] * pairs, m["accuracy"] * pairs, pairs)
-        if not totals:
+        """Pair-weighted loss and accuracy per property (``"<property>/accuracy"``, ...).
+
+        The per-batch metrics are fetched from the devices once, at the end.
+        """
+        results = [(name, self._run(self._eval_step, self.model, self.place(batch), jnp.int32(self.property_index(name))))
+                   for name, batch in batches]
+        if not results:
             raise ValueError("evaluate() got no batches")
+        totals: dict[str, np.ndarray] = {}
+        for name, m in jax.device_get(results):
+            sums = totals.setdefault(name, np.zeros(3))
+            sums += (m["loss"] * m["pairs"], m["accuracy"] * m["pairs"], m["pairs"])
         out = {}
         for name, (loss, accuracy, pairs) in totals.items():
             out.update({f"{name}/loss": loss / pairs, f"{name}/accuracy": accuracy / pairs, f"{name}/pairs": pairs})
@@ -203,57 +220,88 @@ class RewardModelTrainer:
 
     def fit(
         self,
-        batches: Iterator[tuple[str, RewardBatch]],
+        batches: Iterable[tuple[str, RewardBatch]],
         eval_batches: Callable[[], Iterable[tuple[str, RewardBatch]]] | None = None,
         *,
+        until: int | None = None,
         progress: bool = True,
     ) -> dict[str, float]:
-        """Trains for ``config.num_steps`` steps; returns the last evaluation (or training) metrics."""
+        """Trains up to step ``until`` (default and at most ``config.num_steps``, where the schedule
+        ends); returns the last evaluation metrics, or the last logged training metrics.
+
+        After ``restore`` the first ``data_position`` batches of ``batches`` are skipped (drawn and
+        dropped). A trainer may fit again, e.g. in stages: nothing is closed here (see ``close``).
+        """
         c = self.config
+        until = c.num_steps if until is None else until
+        if not self.step <= until <= c.num_steps:
+            raise ValueError(f"fit(until={until}) needs step {self.step} <= until <= num_steps {c.num_steps}")
+        batches = iter(batches)
+        for _ in range(self._skip):
+            if next(batches, None) is None:
+                raise ValueError(f"the training batches ran out while skipping the {self._skip} a restored run had consumed")
+        self._skip = 0
         result: dict[str, float] = {}
-        bar = tqdm(total=c.num_steps, initial=self.step, disable=not progress, desc="reward model")
-        while self.step < c.num_steps:
+        bar = tqdm(total=until, initial=self.step, disable=not progress, desc="reward model")
+        while self.step < until:
             try:
                 name, batch = next(batches)
             except StopIteration:
-                raise ValueError(f"the training batches ran out at step {self.step} of {c.num_steps}") from None
-            result = self.train_step(batch, name)
+                raise ValueError(f"the training batches ran out at step {self.step} of {until}") from None
+            metrics = self.train_step(batch, name)
             bar.update(1)
-            if self.step % c.log_every == 0 or self.step == c.num_steps:
+            if self.step % c.log_every == 0 or self.step == until:
+                result = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 bar.set_postfix(loss=f"{result['loss']:.3f}", acc=f"{result['accuracy']:.3f}")
                 self._log(result, "train")
-            if eval_batches is not None and (self.step % c.eval_every == 0 or self.step == c.num_steps):
+            if eval_batches is not None and (self.step % c.eval_every == 0 or self.step == until):
                 result = self.evaluate(eval_batches())
                 self._log(result, "eval")
             if self.checkpoints is not None and c.checkpoint_every and self.step % c.checkpoint_every == 0:
                 self.save()
         bar.close()
+        if self.checkpoints is not None and self.checkpoints.latest_step != self.step:
+            self.save(wait=True)
+        return result
+
+    def save(self, *, wait: bool = False) -> None:
+        """Checkpoints model, optimizer, step and data position (``wait``: until the files are complete)."""
+        meta = {"step": self.step, "data_position": self.data_position}
+        self._checkpoints().save(self.step, nnx.state((self.model, self.optimizer)), meta, wait=wait)
+
+    def restore(self, step: int | None = None) -> int:
+        """Loads a checkpoint (default: the latest) onto the state's current placement; returns its
+        step. The next ``fit`` skips the batches that run had consumed (module docstring)."""
+        state = nnx.state((self.model, self.optimizer))
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+        restored, meta = self._checkpoints().restore(abstract, step)
+        nnx.update((self.model, self.optimizer), restored)
+        self.step, self.data_position = meta["step"], meta["data_position"]
+        self._skip = self.data_position
+        return self.step
+
+    def close(self) -> None:
+        """Waits for pending checkpoints and closes the checkpoint manager and metrics files."""
         if self.checkpoints is not None:
-            self.save()
             self.checkpoints.close()
         if self.metrics is not None:
             self.metrics.close()
-        return result
 
-    def save(self) -> None:
-        """Checkpoints model and optimizer state at the current step."""
-        self.checkpoints.save(self.step, nnx.state((self.model, self.optimizer)), {"step": self.step})
+    def __enter__(self) -> "RewardModelTrainer":
+        return self
 
-    def restore(self, step: int | None = None) -> int:
-        """Loads model and optimizer state (default: the latest checkpoint) onto their current
-        placement and returns the step. The caller resumes the batch stream after that many
-        batches, e.g. ``itertools.islice(batches, step, None)``, for an exact continuation."""
-        state = nnx.state((self.model, self.optimizer))
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-        restored, meta = self.checkpoints.restore(abstract, step)
-        nnx.update((self.model, self.optimizer), restored)
-        self.step = meta["step"]
-        return self.step
+    def __exit__(self, *exc) -> None:
+        self.close()
 
-    def _run(self, fn, *args) -> dict[str, float]:
-        """Runs a compiled step (under the mesh, if any) and fetches its metrics."""
+    def _checkpoints(self) -> Checkpoints:
+        if self.checkpoints is None:
+            raise ValueError("this trainer has no workdir, so it has no checkpoints: pass workdir= to RewardModelTrainer")
+        return self.checkpoints
+
+    def _run(self, fn, *args) -> dict[str, jax.Array]:
+        """Runs a compiled step (under the mesh, if any); its metrics stay on the devices."""
         with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
-            return {k: float(v) for k, v in fn(*args).items()}
+            return fn(*args)
 
     def _log(self, metrics: dict[str, float], prefix: str) -> None:
         if self.metrics is not None:
