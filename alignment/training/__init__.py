@@ -1,0 +1,48 @@
+"""Training: preference losses (``losses``), the shared jitted optimizer step (``steps``), SFT
+(``sft``), reward-model training (``reward_model``: ``RewardModelTrainer`` for Bradley-Terry and
+GPM), linear probes on frozen features (``linear_probe``), Orbax checkpoints of a run
+(``checkpointing``) and metrics logs (``metrics``)."""
+
+from alignment.training.checkpointing import Checkpoints
+from alignment.training.linear_probe import fit_linear_head, pair_features, probe_accuracy, set_reward_head
+from alignment.training.losses import preference_accuracy, preference_loss
+from alignment.training.metrics import MetricsWriter
+from alignment.training.reward_model import (
+    OBJECTIVES,
+    TRAINABLE,
+    RewardModelTrainer,
+    RewardTrainConfig,
+    bt_margins,
+    gpm_margins,
+    make_optimizer,
+    pair_loss,
+    sequence_inputs,
+)
+from alignment.training.sft import SFTBatch, encode_example, make_batch, sft_loss
+from alignment.training.steps import make_eval_step, make_train_step
+
+__all__ = [
+    "OBJECTIVES",
+    "TRAINABLE",
+    "Checkpoints",
+    "MetricsWriter",
+    "RewardModelTrainer",
+    "RewardTrainConfig",
+    "SFTBatch",
+    "bt_margins",
+    "encode_example",
+    "fit_linear_head",
+    "gpm_margins",
+    "make_batch",
+    "make_eval_step",
+    "make_optimizer",
+    "make_train_step",
+    "pair_features",
+    "pair_loss",
+    "preference_accuracy",
+    "preference_loss",
+    "probe_accuracy",
+    "sequence_inputs",
+    "set_reward_head",
+    "sft_loss",
+]
