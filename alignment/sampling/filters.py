@@ -16,7 +16,7 @@ its filtered logits are ``0`` at the argmax and ``-inf`` elsewhere, so its log-p
 Why our own code: jax offers the primitives ``jax.lax.top_k`` and ``jax.random.categorical``;
 optax has nothing for sampling, and rlax (not a dependency) has softmax-with-temperature and
 greedy policies but no top-k or top-p. None returns the log-probability under the filtered
-distribution, which the RL learner needs. We build on the two jax primitives and keep the
+distribution, which an RL learner needs. We build on the two jax primitives and keep the
 survivors in "candidate space" (sorted values plus token ids), so a step with top-k samples
 among ``k`` entries instead of the whole vocabulary.
 """

@@ -1,8 +1,15 @@
 """Training metrics to a JSON-lines file and TensorBoard event files, side by side.
 
+For example::
+
+    import tempfile
+    from alignment.training.metrics import MetricsWriter
+
+    workdir = tempfile.mkdtemp()
     writer = MetricsWriter(workdir)
-    writer.write(step, {"loss": 0.69, "accuracy": 0.5}, prefix="train")
+    writer.write(10, {"loss": 0.69, "accuracy": 0.5}, prefix="train")
     writer.close()
+    print(open(f"{workdir}/metrics.jsonl").read())    # {"step": 10, "train/loss": 0.69, "train/accuracy": 0.5}
 
 Each line of ``metrics.jsonl`` is ``{"step": s, "train/loss": ..., ...}``; the same scalars go
 to TensorBoard under ``workdir/tensorboard``. Only process 0 writes on multi-host runs.
