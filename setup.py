@@ -36,6 +36,8 @@ EXTRAS = {
     "test": [
         "pytest>=8.0",
         "hypothesis>=6.100",
+        # The learner's GAE, clipped surrogate and KL pieces are tested against rlax's.
+        "rlax>=0.1.6",
     ],
     # Numerical parity checks and side-by-side benchmarks against torch + transformers.
     # On CPU-only machines install the CPU build of torch first.

@@ -86,6 +86,10 @@ class ValueModel(nnx.Module):
 
     def __call__(self, tokens, positions, kv_mask) -> jax.Array:
         hidden, _ = self.backbone.hidden_states(tokens, positions, kv_mask)
+        return self.head(hidden)
+
+    def head(self, hidden: jax.Array) -> jax.Array:
+        """Values ``[...]`` of hidden states ``[..., D]`` (e.g. another model's, for a shared backbone)."""
         return (hidden.astype(jnp.float32) @ self.kernel[...] + self.bias[...])[..., 0]
 
 

@@ -1,9 +1,14 @@
 """The one jitted optimizer step that every trainer shares.
 
-``make_train_step(loss_fn, wrt)`` turns ``loss_fn(model, *batch) -> (loss, metrics)`` into
-``step(model, optimizer, *batch) -> metrics``: one compiled program that differentiates the
+``make_train_step(loss_fn, wrt)`` turns ``loss_fn(model, batch, *args) -> (loss, metrics)`` into
+``step(model, optimizer, batch, *args) -> metrics``: one compiled program that differentiates the
 parameters selected by the filter ``wrt`` (everything else, e.g. a frozen backbone, is a
 constant, so XLA skips its backward pass) and applies the optimizer update in place.
+
+Gradient accumulation: with ``microbatches=M`` the leading axis of every leaf of ``batch`` is
+split into M equal microbatches, run one after another inside the program (a ``lax.scan``, so
+activation memory is that of one microbatch); the gradients and metrics are the means over the
+microbatches and the optimizer steps once. ``args`` are shared by all microbatches.
 """
 
 from __future__ import annotations
@@ -18,18 +23,23 @@ LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
 def make_train_step(
-    loss_fn: LossFn, wrt: nnx.filterlib.Filter = nnx.Param, state_shardings: nnx.State | None = None
+    loss_fn: LossFn, wrt: nnx.filterlib.Filter = nnx.Param, state_shardings: nnx.State | None = None, microbatches: int = 1
 ) -> Callable[..., dict[str, jax.Array]]:
-    """``step(model, optimizer, *batch)``; metrics gain ``grad_norm``.
+    """``step(model, optimizer, batch, *args)``; metrics gain ``grad_norm``.
 
     ``state_shardings`` (the shardings of ``nnx.state((model, optimizer))``) pins the updated
     state to the placement it came in with, so that every step reuses one compiled program.
     """
+    if microbatches < 1:
+        raise ValueError(f"microbatches must be >= 1, got {microbatches}")
 
     @nnx.jit(donate_argnums=(0, 1))
-    def step(model: nnx.Module, optimizer: nnx.Optimizer, *batch) -> dict[str, jax.Array]:
+    def step(model: nnx.Module, optimizer: nnx.Optimizer, batch, *args) -> dict[str, jax.Array]:
         grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, wrt), has_aux=True)
-        (_, metrics), grads = grad_fn(model, *batch)
+        if microbatches == 1:
+            (_, metrics), grads = grad_fn(model, batch, *args)
+        else:
+            grads, metrics = _accumulate(grad_fn, model, _split(batch, microbatches), args)
         optimizer.update(model, grads)
         if state_shardings is not None:
             state = nnx.state((model, optimizer))
@@ -37,6 +47,36 @@ def make_train_step(
         return {**metrics, "grad_norm": optax.tree.norm(grads)}
 
     return step
+
+
+def _split(batch, microbatches: int):
+    """Reshapes each leaf ``[B, ...]`` to ``[M, B / M, ...]``."""
+
+    def split(x):
+        if x.shape[0] % microbatches:
+            raise ValueError(f"batch size {x.shape[0]} is not divisible by microbatches={microbatches}")
+        return x.reshape(microbatches, x.shape[0] // microbatches, *x.shape[1:])
+
+    return jax.tree.map(split, batch)
+
+
+def _accumulate(grad_fn, model, microbatched, args):
+    """Mean gradients and metrics of ``grad_fn`` over the leading (microbatch) axis."""
+    graphdef, state = nnx.split(model)
+
+    def gradients(state, microbatch):
+        (_, metrics), grads = grad_fn(nnx.merge(graphdef, state), microbatch, *args)
+        return grads, metrics
+
+    def body(carry, microbatch):
+        # The state rides in the carry: NNX cannot read variables of the outer trace inside the scan.
+        state, totals = carry
+        return (state, jax.tree.map(lambda t, x: t + x, totals, gradients(state, microbatch))), None
+
+    first = gradients(state, jax.tree.map(lambda x: x[0], microbatched))
+    (_, totals), _ = jax.lax.scan(body, (state, first), jax.tree.map(lambda x: x[1:], microbatched))
+    count = jax.tree.leaves(microbatched)[0].shape[0]
+    return jax.tree.map(lambda t: t / count, totals)
 
 
 def make_eval_step(loss_fn: LossFn) -> Callable[..., dict[str, jax.Array]]:

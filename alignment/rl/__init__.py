@@ -1,0 +1,65 @@
+"""The RL learner: align a policy to a transformed, aggregated utility with a KL penalty.
+
+Pure pieces in the optax / rlax style (``advantages``, ``kl``, ``losses``), reward functions
+(``scoring``), the utility config (``utility``), rollout, the reference-reward stage and its
+cache (``reference``), best-of-k reranking (``best_of_k``) and the learner (``learner``)::
+
+    learner = rl.Learner(policy, reference, tokenizer, [rl.ModelReward(rm, tokenizer, ("helpful",))],
+                         chats, references, rl.LearnerConfig(algorithm="rloo"))
+    history = learner.run()
+"""
+
+from alignment.rl.advantages import gae, group_normalized, masked_mean, masked_whiten, rloo
+from alignment.rl.best_of_k import BestOfK, best_of_k, rerank
+from alignment.rl.kl import adaptive_coefficient, k1, k2, k3
+from alignment.rl.learner import ALGORITHMS, Learner, LearnerConfig, PromptStream
+from alignment.rl.losses import clipped_surrogate, token_logprobs_and_entropy, value_loss
+from alignment.rl.reference import (
+    BaseRewards,
+    ReferenceConfig,
+    ScoredSamples,
+    compute_base_rewards,
+    fingerprint,
+    fixed_response_references,
+    sample_and_score,
+)
+from alignment.rl.rollout import Samples, sample_groups
+from alignment.rl.scoring import FunctionReward, GPMReward, ModelReward, RewardFunction, score_all
+from alignment.rl.utility import Utility
+
+__all__ = [
+    "ALGORITHMS",
+    "BaseRewards",
+    "BestOfK",
+    "FunctionReward",
+    "GPMReward",
+    "Learner",
+    "LearnerConfig",
+    "ModelReward",
+    "PromptStream",
+    "ReferenceConfig",
+    "RewardFunction",
+    "Samples",
+    "ScoredSamples",
+    "Utility",
+    "adaptive_coefficient",
+    "best_of_k",
+    "clipped_surrogate",
+    "compute_base_rewards",
+    "fingerprint",
+    "fixed_response_references",
+    "gae",
+    "group_normalized",
+    "k1",
+    "k2",
+    "k3",
+    "masked_mean",
+    "masked_whiten",
+    "rerank",
+    "rloo",
+    "sample_and_score",
+    "sample_groups",
+    "score_all",
+    "token_logprobs_and_entropy",
+    "value_loss",
+]

@@ -1,0 +1,202 @@
+"""Reward functions: one score per (prompt, response) and property, for the learner and the judge.
+
+A reward function maps chats and response texts to ``{property: rewards [B]}``::
+
+    scores = reward_fn(chats, responses, group_size)
+
+``chats[b]`` is the prompt's message list (``[{"role": "user", "content": ...}]``) and
+``responses[b]`` the response text; consecutive runs of ``group_size`` rows are samples of one
+prompt (the learner's G). Three kinds:
+
+* ``ModelReward``: a Bradley-Terry ``RewardModel`` (one head per property). Each response is
+  rendered with the reward model's chat template as a full assistant turn, exactly as in
+  reward-model training (``alignment.data.tokenization.render``), left-padded to one length and
+  scored at its last token by one jit-compiled program per batch size.
+* ``GPMReward``: a general preference model (Zhang et al., "General Preference Modeling with
+  Preference Representations for Aligning Language Models", arXiv 2410.02197) as a reward,
+  through its score against the other samples of the same prompt, as in their GPO:
+  ``r(y_i) = 1/(G-1) sum_{j != i} s(y_i > y_j | x)``. Each response costs one forward pass.
+* ``FunctionReward``: any python ``fn(chat, response) -> {property: float}`` (e.g. the sandbox's
+  gold utilities as the judge).
+
+Texts are re-encoded (not scored from the policy's tokens) so that a reward model may use
+another tokenizer or template than the policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh
+
+from alignment.data.tokenization import ChatTokenizer, render
+from alignment.models.heads import GPMModel, RewardModel, gpm_score
+from alignment.models.layers import positions_from_mask
+from alignment.parallel import DEFAULT_RULES, logical_sharding
+
+Chat = Sequence[Mapping[str, str]]
+
+
+class RewardFunction(Protocol):
+    """``fn(chats, responses, group_size) -> {property: [B] float32}`` (module docstring)."""
+
+    properties: tuple[str, ...]
+
+    def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int) -> dict[str, jax.Array]: ...
+
+
+class EncodedResponses:
+    """Chat-templated prompt + response token ids, left-padded to ``[B, max_length]``.
+
+    A sequence longer than ``max_length`` loses tokens from the start of its prompt (the
+    response is kept whole; a response that alone fills ``max_length`` is an error);
+    ``truncated`` counts the rows that lost prompt tokens.
+    """
+
+    def __init__(self, tokenizer: ChatTokenizer, chats: Sequence[Chat], responses: Sequence[str], max_length: int):
+        if len(chats) != len(responses):
+            raise ValueError(f"got {len(chats)} chats and {len(responses)} responses; need one chat per response")
+        prompt_ids: dict[str, list[int]] = {}
+        rows, prompt_lengths, self.truncated = [], [], 0
+        for chat, response in zip(chats, responses):
+            prompt, (completion,) = render(tokenizer, [dict(m) for m in chat], (response,))
+            if prompt not in prompt_ids:
+                prompt_ids[prompt] = tokenizer.encode(prompt)
+            completion_ids = tokenizer.encode(completion)
+            if len(completion_ids) >= max_length:
+                raise ValueError(
+                    f"a response of {len(completion_ids)} tokens leaves no room for its prompt in the reward "
+                    f"model's max_length={max_length}; raise max_length"
+                )
+            ids = prompt_ids[prompt] + completion_ids
+            self.truncated += len(ids) > max_length
+            ids = ids[-max_length:]
+            rows.append(ids)
+            prompt_lengths.append(len(ids) - len(completion_ids))
+        self.tokens = np.full((len(rows), max_length), tokenizer.pad_id, np.int32)
+        self.mask = np.zeros((len(rows), max_length), bool)
+        for b, ids in enumerate(rows):
+            self.tokens[b, max_length - len(ids):] = ids
+            self.mask[b, max_length - len(ids):] = True
+        # Index of each row's last prompt token (where a GPM reads lambda(x)).
+        self.prompt_last = np.array([max_length - len(ids) + p - 1 for ids, p in zip(rows, prompt_lengths)], np.int32)
+
+
+class _ModelScorer:
+    """Runs a head model on encoded responses: one compiled program per batch size, on a mesh."""
+
+    def __init__(self, model: nnx.Module, tokenizer: ChatTokenizer, max_length: int, mesh: Mesh | None, rules):
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.mesh, self.rules = mesh, tuple(rules)
+        self.num_compilations = 0
+        self._forward = jax.jit(self._trace_forward, static_argnums=0)
+
+    def _trace_forward(self, graphdef, state, tokens, mask, prompt_last):
+        self.num_compilations += 1
+        model = nnx.merge(graphdef, state)
+        inputs = (tokens, positions_from_mask(mask), mask)
+        return model(*inputs, prompt_last) if isinstance(model, GPMModel) else model(*inputs)
+
+    def __call__(self, chats: Sequence[Chat], responses: Sequence[str]):
+        encoded = EncodedResponses(self.tokenizer, chats, responses, self.max_length)
+        inputs = (encoded.tokens, encoded.mask, encoded.prompt_last)
+        if self.mesh is not None:
+            names = {1: ("batch",), 2: ("batch", "length")}
+            inputs = tuple(jax.device_put(x, logical_sharding(self.mesh, names[x.ndim], self.rules, shape=x.shape)) for x in inputs)
+        graphdef, state = nnx.split(self.model)
+        with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
+            return self._forward(graphdef, state, *inputs)
+
+
+class ModelReward:
+    """A Bradley-Terry ``RewardModel`` whose head p scores ``properties[p]`` (module docstring).
+
+    Args:
+      model: the reward model (placed on ``mesh`` already when one is given).
+      tokenizer: the reward model's tokenizer, with its chat template.
+      properties: one name per head, in head order.
+      max_length: the padded length of prompt + response (prompts are cut from the left).
+      mesh, rules: shard the batch over the logical "batch" axis.
+    """
+
+    def __init__(self, model: RewardModel, tokenizer: ChatTokenizer, properties: Sequence[str], *,
+                 max_length: int = 256, mesh: Mesh | None = None, rules=DEFAULT_RULES):
+        heads = model.kernel.shape[-1]
+        if len(properties) != heads:
+            raise ValueError(f"the reward model has {heads} heads; got {len(properties)} property names {list(properties)}")
+        self.properties = tuple(properties)
+        self.model = model
+        self._scorer = _ModelScorer(model, tokenizer, max_length, mesh, rules)
+
+    @property
+    def num_compilations(self) -> int:
+        return self._scorer.num_compilations
+
+    def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int = 1) -> dict[str, jax.Array]:
+        rewards = self._scorer(chats, responses)
+        return {name: rewards[:, p] for p, name in enumerate(self.properties)}
+
+
+class GPMReward:
+    """A ``GPMModel`` as the reward of one property: the mean preference score of each response
+    over the other samples of its prompt, ``r_i = mean_{j != i} <R(x) v_i, v_j>``."""
+
+    def __init__(self, model: GPMModel, tokenizer: ChatTokenizer, property_name: str, *,
+                 max_length: int = 256, mesh: Mesh | None = None, rules=DEFAULT_RULES):
+        self.properties = (property_name,)
+        self.model = model
+        self._scorer = _ModelScorer(model, tokenizer, max_length, mesh, rules)
+
+    @property
+    def num_compilations(self) -> int:
+        return self._scorer.num_compilations
+
+    def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int = 1) -> dict[str, jax.Array]:
+        if group_size < 2 or len(responses) % group_size:
+            raise ValueError(
+                f"a GPM scores each response against the other samples of its prompt: need group_size >= 2 dividing "
+                f"the {len(responses)} responses, got group_size={group_size}"
+            )
+        v, weights = self._scorer(chats, responses)
+        return {self.properties[0]: group_preference_scores(v, weights, group_size)}
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def group_preference_scores(v: jax.Array, weights: jax.Array, group_size: int) -> jax.Array:
+    """``[B]`` mean of s(y_i > y_j | x) over the j != i of i's group (rows ``g*G .. g*G+G-1``)."""
+    v = v.reshape(-1, group_size, v.shape[-1])
+    weights = weights.reshape(-1, group_size, weights.shape[-1])
+    scores = gpm_score(v[:, :, None], v[:, None, :], weights[:, :, None])  # [groups, G, G], zero diagonal
+    return (scores.sum(axis=-1) / (group_size - 1)).reshape(-1)
+
+
+class FunctionReward:
+    """``fn(chat, response) -> {property: float}`` for each row, e.g. the sandbox's gold utilities."""
+
+    def __init__(self, fn: Callable[[Chat, str], Mapping[str, float]], properties: Sequence[str]):
+        self.fn, self.properties = fn, tuple(properties)
+
+    def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int = 1) -> dict[str, jax.Array]:
+        scores = [self.fn(chat, response) for chat, response in zip(chats, responses)]
+        missing = [p for p in self.properties if scores and p not in scores[0]]
+        if missing:
+            raise ValueError(f"the reward function returned {sorted(scores[0])}; it must score the properties {list(self.properties)}")
+        return {p: jnp.asarray([s[p] for s in scores], jnp.float32) for p in self.properties}
+
+
+def score_all(reward_fns: Sequence[RewardFunction], chats: Sequence[Chat], responses: Sequence[str], group_size: int) -> dict[str, jax.Array]:
+    """The union of several reward functions' scores; a property scored twice is an error."""
+    scores: dict[str, jax.Array] = {}
+    for fn in reward_fns:
+        for name, values in fn(chats, responses, group_size).items():
+            if name in scores:
+                raise ValueError(f"property {name!r} is scored by more than one reward function")
+            scores[name] = values
+    return scores
