@@ -5,10 +5,12 @@ prompts and their splits, and the BT-labelled preference records of both propert
 tokenizer and the policy are stored (the text parts regenerate from the seed in about two
 seconds). The cache entry is ``<root>/<key>`` where ``root`` is the ``cache_dir`` argument, else
 ``$ALIGNMENT_SANDBOX_CACHE``, else ``$XDG_CACHE_HOME/alignment/sandbox`` (``~/.cache/...``), and
-``key`` hashes the config and the source of every module the build runs (the sandbox package,
-``alignment.training.sft`` and the decoder), so editing any of them starts a fresh entry. An
-entry holds ``config.json``, ``tokenizer.json``, ``policy.npz`` and ``train_log.json``, and is
-written to a temporary directory first and renamed into place when complete.
+``key`` hashes the config, the source of every module of the ``alignment`` package and the
+versions of the libraries those modules import (``code_digest``), so editing any module or
+upgrading e.g. jax starts a fresh entry. An entry holds ``config.json``, ``tokenizer.json``,
+``policy/`` (an Orbax parameter checkpoint, ``alignment.models.loaders.checkpoint``) and
+``train_log.json``, and is written to a temporary directory first and renamed into place when
+complete.
 
 Random streams: every consumer of randomness draws from its own
 ``numpy.random.default_rng([seed, stream])`` (``STREAMS``), so changing one part (e.g. the
@@ -17,9 +19,11 @@ number of pairs) leaves the others' draws unchanged.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -29,23 +33,24 @@ from typing import Sequence
 
 import jax
 import numpy as np
+from flax import nnx
 
 from alignment.data.records import PreferenceRecord
 from alignment.sandbox.bank import SENTENCES
 from alignment.sandbox.gold import PROPERTIES
-from alignment.sandbox.policy import PolicyConfig, load_params, sample_texts, save_params, sft_corpus, train_policy
+from alignment.sandbox.policy import PolicyConfig, sample_texts, sft_corpus, train_policy
 from alignment.sandbox.preferences import label_pairs, split_prompts
 from alignment.sandbox.prompts import Prompt, all_prompts
 from alignment.sandbox.responses import ResponseGrammar
 from alignment.sandbox.tokenizer import build_tokenizer, load_tokenizer
 from alignment.data.splits import DEFAULT_SPLITS
 from alignment.models import Decoder
+from alignment.models.loaders.checkpoint import restore_params, save_params
 from alignment.models.tokenizer import Tokenizer
 
 CACHE_ENV = "ALIGNMENT_SANDBOX_CACHE"
 STREAMS = {"helpful": 1, "harmless": 2, "sft": 3}
-_ALIGNMENT = Path(__file__).resolve().parents[1]
-_SOURCES = ("sandbox/*.py", "training/sft.py", "models/config.py", "models/decoder.py", "models/layers.py")
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,18 +98,43 @@ def preference_records(config: SandboxConfig) -> dict[str, list[PreferenceRecord
     }
 
 
-def code_digest() -> str:
-    """SHA-256 of the source files the build runs (see the module docstring)."""
+def code_digest(package: Path = PACKAGE) -> str:
+    """SHA-256 of every ``.py`` file under ``package`` and of ``library_versions(package)``."""
     digest = hashlib.sha256()
-    for pattern in _SOURCES:
-        for path in sorted(_ALIGNMENT.glob(pattern)):
-            digest.update(path.relative_to(_ALIGNMENT).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(json.dumps(library_versions(package), sort_keys=True).encode())
     return digest.hexdigest()
 
 
+@functools.cache
+def library_versions(package: Path = PACKAGE) -> dict[str, str]:
+    """``{distribution: version}`` of every installed distribution that a module under ``package``
+    imports (absolute imports read from the source; the package itself and modules of no installed
+    distribution are left out)."""
+    names = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.partition(".")[0])
+    names.discard(package.name)
+    distributions = importlib.metadata.packages_distributions()
+    return {d: importlib.metadata.version(d) for name in names for d in distributions.get(name, ())}
+
+
 def cache_key(config: SandboxConfig) -> str:
-    text = json.dumps({"config": dataclasses.asdict(config), "code": code_digest()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _key(_fingerprint(config))
+
+
+def _fingerprint(config: SandboxConfig) -> dict:
+    """What the cache key hashes (and an entry's ``config.json`` records)."""
+    return {"config": dataclasses.asdict(config), "code": code_digest()}
+
+
+def _key(fingerprint: dict) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
@@ -162,16 +192,18 @@ class Sandbox:
 
 def load_sandbox(config: SandboxConfig = SandboxConfig(), cache_dir: str | Path | None = None, rebuild: bool = False) -> Sandbox:
     """The sandbox of ``config`` from the cache, building and storing it first on a miss or ``rebuild``."""
-    directory = cache_root(cache_dir) / cache_key(config)
+    fingerprint = _fingerprint(config)
+    directory = cache_root(cache_dir) / _key(fingerprint)
     if rebuild or not (directory / "config.json").is_file():
-        _build(config, directory)
+        _build(config, directory, fingerprint)
     tokenizer = load_tokenizer(directory / "tokenizer.json")
-    policy = load_params(config.policy.decoder_config(tokenizer.vocab_size), directory / "policy.npz")
+    decoder_config = config.policy.decoder_config(tokenizer.vocab_size)
+    policy = restore_params(nnx.eval_shape(lambda: Decoder(decoder_config, rngs=nnx.Rngs(0))), directory / "policy")
     train_log = json.loads((directory / "train_log.json").read_text())
     return Sandbox(config, tokenizer, policy, directory, train_log)
 
 
-def _build(config: SandboxConfig, directory: Path) -> None:
+def _build(config: SandboxConfig, directory: Path, fingerprint: dict) -> None:
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
@@ -179,9 +211,9 @@ def _build(config: SandboxConfig, directory: Path) -> None:
         corpus = sft_corpus(all_prompts(), config.rng("sft"), config.policy.responses_per_prompt, config.grammar)
         policy, log = train_policy(tokenizer, corpus, config.policy, config.seed)
         tokenizer.save(tmp / "tokenizer.json")
-        save_params(policy, tmp / "policy.npz")
+        save_params(policy, tmp / "policy")
         (tmp / "train_log.json").write_text(json.dumps(log))
-        (tmp / "config.json").write_text(json.dumps({"config": dataclasses.asdict(config), "code": code_digest()}, indent=2))
+        (tmp / "config.json").write_text(json.dumps(fingerprint, indent=2))
         if directory.exists():
             shutil.rmtree(directory)
         try:

@@ -4,8 +4,7 @@ The corpus holds ``responses_per_prompt`` grammar responses to every sandbox pro
 is trained with ``alignment.training.sft`` (AdamW, linear warm-up then cosine decay) on batches
 of ``batch_size`` chats of a shuffled epoch, right-padded to one of two lengths (``short_length``
 or the corpus's longest chat: two compiled shapes, a third less padding than one), and samples
-with ``alignment.sampling.Sampler``. Parameters are stored as one ``.npz`` of the ``nnx.Param``
-leaves keyed by their path.
+with ``alignment.sampling.Sampler``.
 """
 
 from __future__ import annotations
@@ -15,11 +14,9 @@ import functools
 import itertools
 import math
 import time
-from pathlib import Path
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -115,32 +112,6 @@ def _batches(lengths: Sequence[int], config: PolicyConfig, rng: np.random.Genera
         if not batches:
             raise ValueError(f"no length bucket of the corpus holds a full batch of {config.batch_size} examples")
         yield from (batches[i] for i in rng.permutation(len(batches)))
-
-
-def save_params(model: Decoder, path: Path) -> None:
-    """Writes the model's parameters to ``path`` (an ``.npz`` keyed by parameter path)."""
-    np.savez(path, **{_key(k): np.asarray(v) for k, v in _flat_params(model)})
-
-
-def load_params(config: DecoderConfig, path: Path) -> Decoder:
-    """A decoder of ``config`` with the parameters saved at ``path``; ``ValueError`` on a mismatch."""
-    model = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
-    paths = [k for k, _ in _flat_params(model)]
-    with np.load(path) as stored:
-        expected = {_key(k): tuple(v.shape) for k, v in _flat_params(model)}
-        found = {k: stored[k].shape for k in stored.files}
-        if expected != found:
-            raise ValueError(f"{path}: stored parameters {found} do not match the decoder's {expected}")
-        nnx.update(model, nnx.from_flat_state([(k, jnp.asarray(stored[_key(k)])) for k in paths]))
-    return model
-
-
-def _flat_params(model: nnx.Module) -> list[tuple[tuple, jax.Array]]:
-    return [(k, v.get_value()) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))]
-
-
-def _key(path: tuple) -> str:
-    return "/".join(str(p) for p in path)
 
 
 @functools.cache
