@@ -21,6 +21,7 @@ Submodules: ``config`` (presets), ``decoder`` (model and KV cache), ``layers`` (
 from alignment.models.config import PRESETS, DecoderConfig, get_config
 from alignment.models.decoder import Decoder, KVCache
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, ensemble_rewards, gpm_score
+from alignment.models.loaders.convert import Pretrained
 from alignment.models.partitioning import create_sharded, shard_model, state_shardings
 from alignment.models.pretrained import load_smollm2
 from alignment.models.tokenizer import Tokenizer
@@ -31,6 +32,7 @@ __all__ = [
     "DecoderConfig",
     "GPMModel",
     "KVCache",
+    "Pretrained",
     "RewardModel",
     "Tokenizer",
     "ValueModel",

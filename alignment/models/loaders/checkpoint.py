@@ -4,8 +4,9 @@ The checkpoint holds the pure nested dict of ``nnx.Param`` arrays (``nnx.to_pure
 is readable without the model class. Restoring takes a model of the right structure (real, or
 abstract from ``nnx.eval_shape``) and reads every array directly into its target sharding:
 the sharding resolved from the parameter's logical axes on ``mesh`` (any shape, not the one it
-was saved from), or the first device without a mesh. Training state (optimizer, step, data
-position) belongs to the trainer's ``CheckpointManager``; this module is for weights.
+was saved from), or the first device without a mesh. This is the one format for parameters
+alone (the sandbox stores its policy with it); the state of a training run (optimizer, step,
+data position) goes to ``alignment.training.checkpointing.Checkpoints``.
 """
 
 from __future__ import annotations
