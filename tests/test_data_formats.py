@@ -138,3 +138,16 @@ def test_registry_names_and_detection():
         data.detect_format({"instruction": "", "output_1": "", "output_2": "", "preference": 1}).name == "alpaca_eval"
     )
     assert data.detect_format({"text": ""}) is None
+
+
+def test_every_format_documents_its_fields():
+    """``Format.doc`` and the ``alignment.data.formats`` docstring describe every field of every format."""
+    from alignment.data import formats
+
+    assert "prompt_pairs" in data.FORMATS
+    for name, fmt in data.FORMATS.items():
+        documented = {line.split(":")[0] for line in fmt.doc.splitlines()}
+        for field in fmt.fields:
+            assert any(field in d for d in documented), (name, field, fmt.doc)
+            assert f"``{field}``" in formats.__doc__, (name, field)
+        assert f"``{name}``" in formats.__doc__

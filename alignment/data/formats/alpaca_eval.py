@@ -32,5 +32,12 @@ FORMAT = register_format(
         parse=parse,
         fields=("instruction", "output_1", "output_2", "preference"),
         property="helpful",
+        doc=(
+            "instruction: the user turn (the whole context)\n"
+            "output_1, output_2: the two responses\n"
+            "preference: in [1, 2]; 1 prefers output_1, 2 prefers output_2, between is soft; "
+            "chosen is the preferred output, label = P(chosen preferred) >= 0.5\n"
+            "other keys (dataset, generator_1, ...): ignored"
+        ),
     )
 )

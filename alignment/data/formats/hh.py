@@ -75,4 +75,16 @@ def format_dialogue(context: tuple[Message, ...], response: str) -> str:
     return "".join(f"\n\n{_NAMES[role]}: {content}" for role, content in turns)
 
 
-FORMAT = register_format(Format(name="hh", parse=parse, fields=("chosen", "rejected"), property="harmless"))
+FORMAT = register_format(
+    Format(
+        name="hh",
+        parse=parse,
+        fields=("chosen", "rejected"),
+        property="harmless",
+        doc=(
+            'chosen: the whole dialogue "\\n\\nHuman: ...\\n\\nAssistant: ..." ending with the preferred response\n'
+            "rejected: the same dialogue ending with the other response; the turns both share are the context\n"
+            "(no label field: every record's label is 1.0)"
+        ),
+    )
+)

@@ -43,4 +43,17 @@ def to_json(record) -> dict:
     return {"prompt": record.messages(), "chosen": record.chosen, "rejected": record.rejected, "label": record.label}
 
 
-FORMAT = register_format(Format(name="prompt_pairs", parse=parse, fields=("prompt", "chosen", "rejected"), property=""))
+FORMAT = register_format(
+    Format(
+        name="prompt_pairs",
+        parse=parse,
+        fields=("prompt", "chosen", "rejected"),
+        property="",
+        doc=(
+            'prompt: a string (one user turn) or a list of {"role", "content"} messages ending with a user turn\n'
+            "chosen: the preferred response\n"
+            "rejected: the other response\n"
+            "label: optional, P(chosen preferred) in [0, 1], default 1.0, kept as given"
+        ),
+    )
+)

@@ -33,12 +33,15 @@ class Format:
       parse: one JSON object -> :class:`Pair`; raises ``FieldError`` on bad input.
       fields: the required top-level keys (used for auto-detection).
       property: the default property name for records of this format.
+      doc: one line per field, required and optional, saying what it holds and how it becomes
+        a record's ``context``, ``chosen``, ``rejected`` and ``label``.
     """
 
     name: str
     parse: Callable[[dict[str, Any]], Pair]
     fields: tuple[str, ...]
     property: str
+    doc: str = ""
 
 
 FORMATS: dict[str, Format] = {}
