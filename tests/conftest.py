@@ -5,6 +5,7 @@
   inside it), at ``$ALIGNMENT_SHARED_DATA`` or else ``../shared/data``. Without it the tests that
   need it skip, except when ``CI=true``: CI always has the data, so there a missing directory
   fails those tests instead of silently skipping them.
+* ``box``: the default gold-reward sandbox, built once per session into a temporary cache.
 * ``byte_tokenizer``: a tiny byte-level tokenizer with a ChatML template (``ByteChatTokenizer``),
   a stand-in for ``alignment.models.tokenizer.Tokenizer`` in the data tests.
 * The repository root is put on ``sys.path``: ``configs/`` and ``launch/`` are not installed
@@ -71,3 +72,11 @@ class ByteChatTokenizer:
 @pytest.fixture(scope="session")
 def byte_tokenizer() -> ByteChatTokenizer:
     return ByteChatTokenizer()
+
+
+@pytest.fixture(scope="session")
+def box(tmp_path_factory):
+    """The default sandbox (``alignment.sandbox.load_sandbox()``), built once into a temporary cache."""
+    from alignment import sandbox
+
+    return sandbox.load_sandbox(cache_dir=tmp_path_factory.mktemp("sandbox"))

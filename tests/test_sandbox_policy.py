@@ -1,7 +1,14 @@
-"""Gold-reward sandbox, model side: the SFT step, the base policy's fluency and variety, the cache."""
+"""Gold-reward sandbox, model side: the SFT step, the base policy's fluency and variety, the cache.
+
+Cache hits are asserted by counting builds (calls of the SFT trainer), not by timing; how long a
+build and a cache hit take is measured by ``benchmarks/sandbox_build.py``. The cache tests pin
+the key's source digest (``build.code_digest``): the key hashes every module of the package
+(tests/test_sandbox_cache.py), so an edit to any module while the tests run would otherwise
+turn a hit into a miss.
+"""
 
 import dataclasses
-import time
+import json
 
 import jax
 import numpy as np
@@ -10,17 +17,25 @@ import pytest
 from flax import nnx
 
 from alignment import sandbox
-from alignment.sandbox import gold
+from alignment.sandbox import build, gold
 from alignment.models import Decoder, get_config
 from alignment.training import sft
 
 QUICK = sandbox.SandboxConfig(policy=sandbox.PolicyConfig(steps=2, warmup_steps=1, short_length=128))
 
 
-@pytest.fixture(scope="session")
-def box(tmp_path_factory):
-    """The default sandbox, built once into a temporary cache."""
-    return sandbox.load_sandbox(cache_dir=tmp_path_factory.mktemp("sandbox"))
+@pytest.fixture
+def builds(monkeypatch):
+    """The number of sandbox builds so far in this test: calls of the base policy's SFT trainer."""
+    calls = []
+    train_policy = build.train_policy
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return train_policy(*args, **kwargs)
+
+    monkeypatch.setattr(build, "train_policy", counted)
+    return lambda: len(calls)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +64,7 @@ def test_sft_loss_ignores_prompt_and_padding_and_the_step_lowers_it():
 
 def test_base_policy_trained_and_fluent(box, eval_samples):
     prompts, texts = eval_samples
-    assert box.train_log["final_loss"] < 0.6 and box.train_log["seconds"] < 240
+    assert box.train_log["final_loss"] < 0.6
     sentences = [s for t in texts for s in gold.split_sentences(t)]
     in_bank = [s in sandbox.SENTENCES for s in sentences]
     assert np.mean(in_bank) > 0.75, [s for s, ok in zip(sentences, in_bank) if not ok][:10]
@@ -72,19 +87,25 @@ def test_base_policy_samples_vary_in_both_properties(eval_samples):
     assert {"detail", "hazard", "refusal", "caveat"} <= kinds
 
 
-def test_cache_hit_loads_the_same_policy_in_seconds(box):
-    start = time.perf_counter()
+def test_cache_hit_loads_the_same_policy_without_building(box, builds, monkeypatch):
+    digest = json.loads((box.directory / "config.json").read_text())["code"]
+    monkeypatch.setattr(build, "code_digest", lambda *args, **kwargs: digest)
     again = sandbox.load_sandbox(box.config, cache_dir=box.directory.parent)
-    assert time.perf_counter() - start < 10 and again.directory == box.directory
+    assert builds() == 0 and again.directory == box.directory
     _assert_same_params(again.policy, box.policy)
     assert again.tokenizer.vocab_size == box.tokenizer.vocab_size and again.train_log == box.train_log
 
 
-def test_rebuild_equals_cache_hit(tmp_path):
+def test_rebuild_equals_cache_hit(tmp_path, builds, monkeypatch):
     """A short (2-step, one length bucket) build: loading it back equals rebuilding it."""
+    monkeypatch.setattr(build, "code_digest", lambda *args, **kwargs: "pinned")
     built = sandbox.load_sandbox(QUICK, cache_dir=tmp_path)
+    assert builds() == 1
     rebuilt = sandbox.load_sandbox(QUICK, cache_dir=tmp_path, rebuild=True)
+    assert builds() == 2
     assert rebuilt.directory == built.directory and sorted(p.name for p in tmp_path.iterdir()) == [built.directory.name]
+    hit = sandbox.load_sandbox(QUICK, cache_dir=tmp_path)
+    assert builds() == 2 and hit.directory == built.directory
     _assert_same_params(built.policy, rebuilt.policy)
     assert built.train_log["losses"] == rebuilt.train_log["losses"]
 
