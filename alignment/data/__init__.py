@@ -1,17 +1,24 @@
-"""Preference data: records, file formats, validation, deterministic splits and token batches.
+r"""Preference data: records, file formats, validation, deterministic splits and token batches.
 
-Typical use::
+Typical use, on a file of one JSON object per line in any format of ``FORMATS``::
 
-    from alignment import data
-    reader = data.PreferenceReader("harmless-base-test.jsonl.gz", "hh", on_error="skip")
-    records = data.filter_split(reader, "reward_train")
-    batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=8, max_length=512, buckets=(128, 256))
-    for batch in batcher(data.encode_pair(r, tokenizer) for r in records): ...
+    import json, tempfile
+    from pathlib import Path
+    from alignment import data, sandbox
 
-seqio tasks and TFDS builders over the same files live in ``alignment.data.tfds`` (needs the
-``[seqio]`` extra; not imported here).
+    path = Path(tempfile.mkdtemp()) / "pairs.jsonl"
+    path.write_text(json.dumps({"prompt": "How do I cook rice?", "chosen": "Rinse it, then simmer it.", "rejected": "No."}) + "\n")
+    records, report = data.load_preferences(path)      # format detected from the fields: prompt_pairs
+    splits = data.split_records(records)               # {"reward_train": [...], "reward_eval": [...], ...}
+    tokenizer = sandbox.sandbox_tokenizer()            # any tokenizer with a chat template
+    batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=8, max_length=64, buckets=(32,))
+    batches = list(batcher(data.encode_pair(r, tokenizer) for r in records))
+    print(report.kept, batches[0].chosen_ids.shape)    # 1 (8, 32)
+
+The formats and their fields are listed in ``alignment.data.formats``. TFDS builders and seqio
+tasks over the same files are in ``alignment.data.tfds_builder`` and ``alignment.data.seqio_tasks``
+(they need the ``[seqio]`` extra and are not imported here).
 """
-
 from alignment.data.batching import RewardBatch, RewardBatcher, TruncationStats
 from alignment.data.errors import REASONS, DataError, FieldError, ParseReport
 from alignment.data.formats import FORMATS, Format, detect_format, get_format, register_format

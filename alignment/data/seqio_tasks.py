@@ -1,16 +1,34 @@
-"""seqio tasks over the TFDS preference builder (needs the ``[seqio]`` extra).
+r"""seqio tasks over the TFDS preference builder (needs the ``[seqio]`` extra).
 
 The task reads a prepared :class:`~alignment.data.tfds_builder.PreferencePairs` builder, renders
 each record with the tokenizer's chat template (the same :func:`~alignment.data.tokenization.render`
 as the plain path) and tokenizes ``prompt``, ``chosen`` and ``rejected`` with a seqio
 :class:`TokenizerVocabulary` around the same tokenizer. Its examples are exactly the plain
 path's :class:`~alignment.data.tokenization.EncodedPair` s (see :func:`encoded_pairs`), so the
-same :class:`~alignment.data.batching.RewardBatcher` makes the same batches::
+same :class:`~alignment.data.batching.RewardBatcher` makes the same batches. With a builder
+prepared as in :mod:`alignment.data.tfds_builder`::
 
-    task = preference_task("hh_harmless", builder, tokenizer)
-    seqio.TaskRegistry.add_provider("hh_harmless", task)   # optional: find it by name
+    import json, tempfile
+    import seqio
+    import tensorflow_datasets as tfds
+    from alignment.data import RewardBatcher
+    from alignment.data.seqio_tasks import encoded_pairs, preference_task
+    from alignment.data.tfds_builder import PreferencePairs, PreferencePairsConfig
+    from alignment.sandbox import sandbox_tokenizer
+
+    manual_dir = tempfile.mkdtemp()
+    with open(f"{manual_dir}/pairs.jsonl", "w") as f:
+        for i in range(100):
+            f.write(json.dumps({"prompt": f"Question {i}?", "chosen": "A full answer.", "rejected": "No."}) + "\n")
+    builder = PreferencePairs(config=PreferencePairsConfig(name="my_pairs", filename="pairs.jsonl"), data_dir=tempfile.mkdtemp())
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+
+    tokenizer = sandbox_tokenizer()                    # any tokenizer with a chat template
+    task = preference_task("my_pairs", builder, tokenizer)
+    seqio.TaskRegistry.add_provider("my_pairs", task)  # optional: find it by name
     dataset = task.get_dataset(sequence_length=None, split="reward_train", shuffle=False)
-    batches = RewardBatcher(tokenizer.pad_id, 8, 512)(encoded_pairs(dataset))
+    batches = list(RewardBatcher(tokenizer.pad_id, 8, 64, buckets=(32,))(encoded_pairs(dataset)))
+    print(batches[0].chosen_ids.shape)                 # (8, 32)
 """
 
 from __future__ import annotations

@@ -1,15 +1,26 @@
-"""A TFDS builder over local preference files (needs the ``[seqio]`` extra).
+r"""A TFDS builder over local preference files (needs the ``[seqio]`` extra).
 
 ``PreferencePairs`` reads one JSON-lines file from the download config's ``manual_dir`` with
 the same :class:`~alignment.data.reader.PreferenceReader` as the plain path (same parsing, same
 validation) and writes one TFDS split per named hash split (:mod:`alignment.data.splits`),
-keeping file order. Nothing is downloaded::
+keeping file order. Nothing is downloaded. Any file, by a :class:`PreferencePairsConfig`::
 
-    builder = PreferencePairs(config="hh_harmless_base_test", data_dir=DATA_DIR)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=SHARED_DATA))
-    records = [record_from_example(ex) for ex in builder.as_dataset(split="policy").as_numpy_iterator()]
+    import json, tempfile
+    import tensorflow_datasets as tfds
+    from alignment.data.tfds_builder import PreferencePairs, PreferencePairsConfig, record_from_example
 
-Any other file: pass ``config=PreferencePairsConfig(name=..., filename=..., format=...)``.
+    manual_dir = tempfile.mkdtemp()                    # where the input file is
+    with open(f"{manual_dir}/pairs.jsonl", "w") as f:
+        for i in range(100):
+            f.write(json.dumps({"prompt": f"Question {i}?", "chosen": "A full answer.", "rejected": "No."}) + "\n")
+    config = PreferencePairsConfig(name="my_pairs", filename="pairs.jsonl", format="prompt_pairs")
+    builder = PreferencePairs(config=config, data_dir=tempfile.mkdtemp())
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    records = [record_from_example(ex) for ex in builder.as_dataset(split="reward_train").as_numpy_iterator()]
+    print(len(records), records[0].chosen)             # 41 A full answer.  (41 of the 100 pairs)
+
+The built-in configs ``hh_harmless_base_test`` and ``alpaca_eval_pairs`` read the shared real
+data: pass ``config="hh_harmless_base_test"`` and the shared data folder as ``manual_dir``.
 """
 
 from __future__ import annotations

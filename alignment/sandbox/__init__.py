@@ -7,13 +7,21 @@ reward over-optimisation), and conflict on risky prompts. Preference pairs are l
 the Bradley-Terry model of one gold utility (``preferences``). A tiny decoder fitted to the
 grammar by SFT is the base policy (``policy``). ``load_sandbox`` builds and caches it all::
 
+    import jax
     from alignment import sandbox
-    box = sandbox.load_sandbox()                      # ~1-2 min the first time, then seconds
-    train = box.records("helpful", "reward_train")    # PreferenceRecord list
-    texts = box.sample(box.splits["eval"], jax.random.key(0))
-    sandbox.gold_utilities(prompt.text, texts[0])     # {"helpful": ..., "harmless": ...}
-"""
 
+    box = sandbox.load_sandbox()                      # builds and caches on the first call
+    train = box.records("helpful", "reward_train")    # a list of PreferenceRecord
+    prompts = box.splits["eval"][:4]
+    texts = box.sample(prompts, jax.random.key(0))    # one base-policy response per prompt
+    print(sandbox.gold_utilities(prompts[0].text, texts[0]))   # {'helpful': ..., 'harmless': ...}
+
+The first call for a config trains the base policy (one to two minutes on a 2-core CPU;
+``benchmarks/sandbox_build.py`` measures it); later calls load it from the cache in seconds.
+The cache lives in ``load_sandbox``'s ``cache_dir`` argument, else in ``$ALIGNMENT_SANDBOX_CACHE``,
+else in ``$XDG_CACHE_HOME/alignment/sandbox`` (``~/.cache/alignment/sandbox`` when
+``XDG_CACHE_HOME`` is unset), one folder per config (``cache_key``).
+"""
 from alignment.sandbox.bank import KINDS, SENTENCES, TOPICS, Sentence, Topic
 from alignment.sandbox.build import (
     CACHE_ENV,
