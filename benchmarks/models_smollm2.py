@@ -20,6 +20,10 @@ Machine peak = cores x clock x FLOP/cycle/core (32 for fp32 with two 256-bit FMA
 on Zen 4 included; twice that for bfloat16 dot products with AVX512-BF16; the nominal clock, so
 boost clocks can exceed it), next to the rate of one large measured matmul in the benchmarked
 dtype, the practical ceiling; achieved FLOP/s are printed as fractions of both.
+
+It takes about three to five minutes on a 2-core CPU with the defaults (mostly the timed
+forward+backward passes of both frameworks, and JAX's compilation). Without torch
+(the ``[parity]`` extra) only ``--help`` works.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
     python benchmarks/rewards_utility.py [--log2-batch 22] [--repeats 7]
 
 Prints the median wall time of each and the ratio NumPy / JAX (> 1 means JAX is faster).
-Compilation is excluded (one warm-up call) and inputs are already on the device.
+Compilation is excluded (one warm-up call) and inputs are already on the device. It takes
+about half a minute on a 2-core CPU with the defaults.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ layers (``SamplerConfig.decode_layers``).
 The machine is shared: torch's OpenMP threads slow down sharply (10x and more was seen) when
 another process takes a core, far more than XLA's, so compare the per-pair ratios and read the
 quietest pair as the fair one; ``--torch-threads 1`` makes torch less sensitive to that.
+
+It takes about five minutes on a 2-core CPU with the defaults: greedy and sampled decoding, six
+runs of each framework apiece, plus loading and compiling. Without torch (the ``[parity]``
+extra) only ``--help`` works.
 """
 
 from __future__ import annotations
@@ -25,8 +29,6 @@ import time
 
 import jax
 import numpy as np
-import torch
-import transformers
 
 from alignment.models.config import DecoderConfig
 from alignment.models.decoder import Decoder
@@ -46,6 +48,9 @@ TEXT = (
 
 def load_both() -> tuple[Decoder, transformers.LlamaForCausalLM, Tokenizer]:
     """The JAX decoder and a torch ``LlamaForCausalLM`` holding the same dequantized weights."""
+    import torch
+    import transformers
+
     path = smollm2_gguf_path()
     reader = open_gguf(path)
     metadata = gguf_metadata(reader)
@@ -61,6 +66,8 @@ def load_both() -> tuple[Decoder, transformers.LlamaForCausalLM, Tokenizer]:
 
 
 def hf_config(c: DecoderConfig) -> transformers.LlamaConfig:
+    import transformers
+
     return transformers.LlamaConfig(
         vocab_size=c.vocab_size, hidden_size=c.embed_dim, intermediate_size=c.mlp_dim,
         num_hidden_layers=c.num_layers, num_attention_heads=c.num_heads, num_key_value_heads=c.num_kv_heads,
@@ -86,6 +93,9 @@ def main():
     parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--decode-layers", default="auto", choices=("auto", "scan", "unrolled"))
     args = parser.parse_args()
+    import torch  # after parsing: --help works without the [parity] extra
+    import transformers
+
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
 
