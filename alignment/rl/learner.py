@@ -16,6 +16,9 @@ One ``Learner.train_step()``:
        loss = mean_t clipped_surrogate(A_t) [+ beta * mean_t k3_t] [- c_H * mean_t H_t]
               [+ c_V * mean_t value_loss]         (means over the minibatch's response tokens)
 
+Claim 1 of Wang et al. (arXiv 2402.00742), the gradient shape, is logged per property p for
+responses below and above r_ref,p: ``utility_slope/...`` = mean dU/dr_p (exact, by autodiff:
+sigmoid(r_ref - r) under LSC, 1 under the raw sum) and ``advantage_abs/...`` = mean |A|.
 The KL coefficient beta is fixed or adapted towards ``kl_target`` after each step (``kl.py``).
 
 Metrics stay on the device and are fetched every ``log_every`` steps (JSON lines, TensorBoard,
@@ -282,7 +285,7 @@ class Learner:
         self.position = 0
         self.kl_coef = jnp.float32(config.kl_coef)
         self.key = jax.random.key(config.seed)
-        self.num_compilations = {"reference": 0, "advantages": 0, "update": 0}
+        self._compilations = {"reference": 0, "advantages": 0}
         shardings = None if mesh is None else self._pin_state_to(mesh)
         self._update = make_train_step(self._loss, nnx.Param, shardings, microbatches=config.microbatches)
         self._reference_pass = jax.jit(self._trace_reference, static_argnums=(0, 1))
@@ -341,7 +344,7 @@ class Learner:
 
     def _trace_reference(self, reference_def, trainable_def, reference_state, trainable_state, tokens, prompt_mask, response_mask):
         """log pi_0 of the response tokens and, for PPO, the values ``[B, N]``."""
-        self.num_compilations["reference"] += 1
+        self._compilations["reference"] += 1
         p = self.sampler_prompt_length
         reference = nnx.merge(reference_def, reference_state)
         logits = reference.logits(response_hidden(reference, tokens, prompt_mask, response_mask, p))
@@ -364,12 +367,14 @@ class Learner:
 
     def _trace_advantages(self, rewards, references, ended, old_logprobs, ref_logprobs, values, response_mask, kl_coef):
         """Utilities, advantages, value targets, rollout metrics and non-finite flags."""
-        self.num_compilations["advantages"] += 1
+        self._compilations["advantages"] += 1
         c = self.config
         mask = response_mask.astype(jnp.float32)
         kl_tokens = kl.k1(old_logprobs, ref_logprobs) * mask
         kl_sequence = kl_tokens.sum(axis=1)
-        utility = c.utility(rewards, jnp.nan_to_num(references), self.properties)
+        utility_of = lambda r: c.utility(r, jnp.nan_to_num(references), self.properties)  # noqa: E731
+        utility, slope_fn = jax.vjp(utility_of, rewards)
+        slopes = slope_fn(jnp.ones_like(utility))[0]  # dU/dr_p per response: the weight of a reward gain
         if c.no_eos_penalty is not None:
             utility = jnp.where(ended, utility, utility - c.no_eos_penalty)
         in_reward = c.kl_in == "reward"
@@ -401,6 +406,8 @@ class Learner:
             above = rewards[:, p] > references[:, p]
             metrics[f"advantage_abs/below_ref/{name}"] = adv.masked_mean(response_advantage, below)
             metrics[f"advantage_abs/above_ref/{name}"] = adv.masked_mean(response_advantage, above)
+            metrics[f"utility_slope/below_ref/{name}"] = adv.masked_mean(slopes[:, p], below)
+            metrics[f"utility_slope/above_ref/{name}"] = adv.masked_mean(slopes[:, p], above)
             metrics[f"above_ref_fraction/{name}"] = above.astype(jnp.float32).mean()
         if c.algorithm == "ppo":
             residual = adv.masked_mean(jnp.square(returns - values), mask) - jnp.square(adv.masked_mean(returns - values, mask))
@@ -412,7 +419,6 @@ class Learner:
 
     def _loss(self, trainable: Trainable, batch: UpdateBatch, kl_coef, token_norm):
         """The minibatch loss (module docstring), normalised by ``token_norm`` response tokens."""
-        self.num_compilations["update"] += 1
         c, p = self.config, self.sampler_prompt_length
         mask = batch.response_mask[:, p:].astype(jnp.float32)
         hidden = response_hidden(trainable.policy, batch.tokens, batch.prompt_mask, batch.response_mask, p)
@@ -438,6 +444,11 @@ class Learner:
             metrics["value_loss"] = adv.masked_mean(losses, mask)
         loss = total / token_norm
         return loss, {**metrics, "loss": loss}
+
+    @property
+    def num_compilations(self) -> dict[str, int]:
+        """Programs traced so far by each phase (sampling: ``self.sampler.num_compilations``)."""
+        return {**self._compilations, "update": self._update.num_compilations}
 
     @property
     def sampler_prompt_length(self) -> int:
@@ -562,7 +573,9 @@ class Learner:
         steps = [step for step, _ in self._unchecked]
         self._unchecked = []
         for step, flags in zip(steps, fetched):
-            bad = [source for source, flag in flags.items() if bool(flag)]
+            # Causes before effects: rewards, then the utility, the loss and the gradients.
+            order = ["reward", "utility", "loss", "gradients"]
+            bad = sorted((source for source, flag in flags.items() if bool(flag)), key=lambda s: order.index(s.split()[0]))
             if bad:
                 raise FloatingPointError(
                     f"step {step}: non-finite {', '.join(bad)}; that step's update was skipped, the parameters are finite"

@@ -28,13 +28,15 @@ def make_train_step(
     """``step(model, optimizer, batch, *args)``; metrics gain ``grad_norm``.
 
     ``state_shardings`` (the shardings of ``nnx.state((model, optimizer))``) pins the updated
-    state to the placement it came in with, so that every step reuses one compiled program.
+    state to the placement it came in with, so that every step reuses one compiled program;
+    ``step.num_compilations`` counts the programs traced.
     """
     if microbatches < 1:
         raise ValueError(f"microbatches must be >= 1, got {microbatches}")
 
     @nnx.jit(donate_argnums=(0, 1))
     def step(model: nnx.Module, optimizer: nnx.Optimizer, batch, *args) -> dict[str, jax.Array]:
+        counted.num_compilations += 1
         grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, wrt), has_aux=True)
         if microbatches == 1:
             (_, metrics), grads = grad_fn(model, batch, *args)
@@ -46,7 +48,11 @@ def make_train_step(
             nnx.update((model, optimizer), jax.lax.with_sharding_constraint(state, state_shardings))
         return {**metrics, "grad_norm": optax.tree.norm(grads)}
 
-    return step
+    def counted(*args):
+        return step(*args)
+
+    counted.num_compilations = 0
+    return counted
 
 
 def _split(batch, microbatches: int):

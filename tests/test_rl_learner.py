@@ -1,0 +1,155 @@
+"""The learner's mechanics on a tiny random policy: sharding, exact resume, one compiled program
+per phase, non-finite rewards, and the LSC transform's gradient shape in the metrics."""
+
+import hashlib
+import statistics
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from alignment import rl, sandbox
+from alignment.models import Decoder, get_config
+from alignment.models.heads import RewardModel, ValueModel
+from alignment.models.partitioning import shard_model
+from alignment.parallel import make_mesh
+
+TOKENIZER = sandbox.sandbox_tokenizer()
+CHATS = [sandbox.policy.messages(p) for p in sandbox.all_prompts()[:16]]
+NORMAL = statistics.NormalDist()
+
+
+def _policy(seed: int = 0) -> Decoder:
+    return Decoder(get_config("tiny", vocab_size=TOKENIZER.vocab_size, init_std=0.3), rngs=nnx.Rngs(seed))
+
+
+def pseudo_reward(chat, response: str) -> dict[str, float]:
+    """A deterministic, roughly standard-normal score of the text (3 x N(0, 1) by hashing)."""
+    digest = int.from_bytes(hashlib.sha256(response.encode()).digest()[:8], "big")
+    return {"score": 3.0 * NORMAL.inv_cdf((digest % 100_003 + 0.5) / 100_003)}
+
+
+def _config(**overrides) -> rl.LearnerConfig:
+    base = dict(prompts_per_step=4, num_samples=4, max_prompt_length=32, max_new_tokens=12, learning_rate=1e-3, num_steps=4)
+    return rl.LearnerConfig(**{**base, **overrides})
+
+
+def _learner(config, *, mesh=None, workdir=None, reward_fn=None, references=None):
+    policy, reference = _policy(), _policy()
+    if mesh is not None:
+        policy, reference = shard_model(policy, mesh), shard_model(reference, mesh)
+    value = ValueModel(policy, rngs=nnx.Rngs(5)) if config.algorithm == "ppo" else None
+    if value is not None and mesh is not None:
+        shard_model(value, mesh)
+    reward_fn = reward_fn or rl.FunctionReward(pseudo_reward, ("score",))
+    references = references or {"score": np.zeros(len(CHATS), np.float32)}
+    return rl.Learner(policy, reference, TOKENIZER, [reward_fn], CHATS, references, config,
+                      value_model=value, mesh=mesh, workdir=workdir)
+
+
+def _params(learner):
+    return [np.asarray(x) for x in jax.tree.leaves(nnx.state(learner.trainable, nnx.Param))]
+
+
+@pytest.mark.parametrize("algorithm", ["rloo", "ppo"])
+def test_sharded_step_equals_one_device_step(algorithm):
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 (simulated) devices")
+    config = _config(algorithm=algorithm, epochs=2 if algorithm == "ppo" else 1, minibatches=2 if algorithm == "ppo" else 1)
+    plain = _learner(config)
+    plain.train_step()
+    sharded = _learner(config, mesh=make_mesh(data=2, fsdp=2, model=2))
+    assert not sharded.trainable.policy.layers.q[...].sharding.is_fully_replicated
+    sharded.train_step()
+    a, b = plain.flush(), sharded.flush()
+    for name in ("reward/score", "utility", "loss", "grad_norm", "kl/sequence", "entropy"):
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    # Adam divides by sqrt(v): on weights with near-zero gradients, float reordering moves the
+    # update by up to a fraction of the learning rate (1e-3).
+    for x, y in zip(_params(plain), _params(sharded)):
+        np.testing.assert_allclose(y, x, atol=2e-4)
+
+
+def test_resume_continues_exactly(tmp_path):
+    config = _config(algorithm="ppo", epochs=2, minibatches=2, kl_target=1.0, kl_horizon=100.0, num_steps=2)
+    straight = _learner(config)
+    straight.run(progress=False)
+
+    first = _learner(config, workdir=tmp_path)
+    first.run(1, progress=False)
+    first.close()
+    resumed = _learner(config, workdir=tmp_path)
+    assert resumed.restore() == 1 and resumed.position == config.prompts_per_step
+    resumed.run(progress=False)
+    resumed.close()
+
+    for key in ("utility", "loss", "value_loss", "kl/coef", "grad_norm"):
+        assert resumed.history[-1][key] == pytest.approx(straight.history[-1][key], rel=1e-6, abs=1e-7), key
+    for x, y in zip(_params(straight), _params(resumed)):
+        np.testing.assert_array_equal(x, y)
+    logged = [line for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(logged) == 2  # step 1 before the stop, step 2 after
+
+
+def test_one_compiled_program_per_phase():
+    reward_model = RewardModel(_policy(3), rngs=nnx.Rngs(4))
+    reward_fn = rl.ModelReward(reward_model, TOKENIZER, ("score",), max_length=64)
+    learner = _learner(_config(algorithm="grpo", microbatches=2, entropy_coef=0.01), reward_fn=reward_fn)
+    learner.run(3, progress=False)
+    assert learner.num_compilations == {"reference": 1, "advantages": 1, "update": 1}
+    assert learner.sampler.num_compilations == 1 and reward_fn.num_compilations == 1
+    assert len(learner.history) == 3 and all(np.isfinite(h["loss"]) for h in learner.history)
+
+
+def test_non_finite_rewards_stop_the_run_and_leave_parameters_finite():
+    calls = {"n": 0}
+
+    def flaky(chat, response):
+        calls["n"] += 1
+        return {"score": float("nan") if calls["n"] > 16 else pseudo_reward(chat, response)["score"]}
+
+    learner = _learner(_config(), reward_fn=rl.FunctionReward(flaky, ("score",)))
+    learner.train_step()
+    after_first = _params(learner)
+    with pytest.raises(FloatingPointError, match=r"step 2: non-finite reward 'score', utility, loss, gradients"):
+        learner.run(progress=False)
+    for x, y in zip(after_first, _params(learner)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_lsc_shrinks_the_gradient_weight_of_responses_above_the_reference():
+    """Claim 1 of Wang et al. (arXiv 2402.00742): du/dr = sigmoid(r_ref - r) vanishes above r_ref.
+
+    The exact weight dU/dr is below 1/2 above r_ref and above 1/2 below it under LSC, and 1
+    everywhere under the raw reward. The advantages (leave-one-out baseline) show it too, less
+    cleanly: a response above r_ref keeps a large |A| when its group's others are far below,
+    so LSC lowers the above/below ratio of mean |A| relative to the raw reward rather than
+    below one.
+    """
+    r_ref = np.full(len(CHATS), 3.0 * NORMAL.inv_cdf(0.85), np.float32)
+    logged = {}
+    for transform in ("lsc", "identity"):
+        config = _config(utility=rl.Utility(transform, "sum"), num_samples=8, prompts_per_step=8, learning_rate=0.0)
+        learner = _learner(config, references={"score": r_ref})
+        learner.run(2, progress=False)
+        logged[transform] = {k: np.mean([h[k] for h in learner.history]) for k in learner.history[0] if "_ref/" in k}
+    lsc, raw = logged["lsc"], logged["identity"]
+    assert lsc["utility_slope/above_ref/score"] < 0.5 < lsc["utility_slope/below_ref/score"]
+    assert raw["utility_slope/above_ref/score"] == raw["utility_slope/below_ref/score"] == 1.0
+    ratio = {t: v["advantage_abs/above_ref/score"] / v["advantage_abs/below_ref/score"] for t, v in logged.items()}
+    assert ratio["lsc"] < 0.8 * ratio["identity"], ratio
+
+
+def test_config_errors_name_the_valid_choices():
+    with pytest.raises(ValueError, match="valid: ppo, rloo, grpo"):
+        rl.LearnerConfig(algorithm="reinforce")
+    with pytest.raises(ValueError, match="num_samples >= 2"):
+        rl.LearnerConfig(algorithm="rloo", num_samples=1)
+    with pytest.raises(ValueError, match="needs references"):
+        rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS, None, _config())
+    with pytest.raises(ValueError, match="longer than max_prompt_length=4"):
+        _learner(_config(max_prompt_length=4))
+    with pytest.raises(ValueError, match="ppo needs a value_model"):
+        rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS,
+                   {"score": np.zeros(len(CHATS))}, _config(algorithm="ppo"))
