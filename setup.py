@@ -14,6 +14,8 @@ JAX_STACK = [
     "gguf>=0.10",
     "safetensors>=0.4",
     "tokenizers>=0.20",
+    # Chat templates are the models' own Jinja templates, rendered in jinja2's sandbox.
+    "jinja2>=3.1.6",
     # Training logs: TensorBoard event files without TensorFlow, and a progress bar.
     "tensorboardX>=2.6",
     "tqdm>=4.66",
@@ -32,6 +34,9 @@ EXTRAS = {
         "importlib_resources>=6.0",
         "protobuf>=7.36",
         "googleapis-common-protos>=1.76",
+        # rlax (a [test] dependency) imports TensorFlow Probability, which needs tf_keras as soon
+        # as TensorFlow is installed.
+        "tf-keras>=2.21",
     ],
     "test": [
         "pytest>=8.0",

@@ -270,6 +270,9 @@ class Learner:
         self.prompt_ids = self._encode_prompts()
         self.references = self._check_references(references)
         self.trainable = Trainable(policy, value_model if config.algorithm == "ppo" else None)
+        # The update donates the trainable buffers: own copies keep arrays shared with other
+        # modules (e.g. a reference made by nnx.clone(policy)) alive.
+        nnx.update(self.trainable, jax.tree.map(jnp.copy, nnx.state(self.trainable)))
         self.reference = reference
         self.optimizer = nnx.Optimizer(self.trainable, make_optimizer(config), wrt=nnx.Param)
         self.stream = PromptStream(len(self.prompts), config.seed)
