@@ -11,7 +11,7 @@ from flax import nnx
 
 from alignment import rl, sandbox
 from alignment.models import Decoder, get_config
-from alignment.models.heads import RewardModel, ValueModel
+from alignment.models.heads import GPMModel, RewardModel, ValueModel
 from alignment.models.partitioning import shard_model
 from alignment.parallel import make_mesh
 
@@ -153,3 +153,18 @@ def test_config_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match="ppo needs a value_model"):
         rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS,
                    {"score": np.zeros(len(CHATS))}, _config(algorithm="ppo"))
+
+
+def test_a_gpm_stands_in_as_a_reward_model():
+    """GPO (Zhang et al., arXiv 2410.02197): r_i = mean_{j != i} s(y_i > y_j | x) over the group;
+    skew symmetry makes each group's rewards sum to zero, and the learner trains on them."""
+    gpm = GPMModel(_policy(3), num_blocks=2, rngs=nnx.Rngs(4))
+    reward_fn = rl.GPMReward(gpm, TOKENIZER, "score", max_length=64)
+    responses = ["Good question.", "Rice needs water.", "I can not help.", "Good question."]
+    scores = np.asarray(reward_fn([CHATS[0]] * 4, responses, group_size=4)["score"])
+    assert abs(scores.sum()) < 1e-5 and scores[0] == scores[3] and np.ptp(scores) > 0
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        reward_fn([CHATS[0]] * 3, responses[:3], group_size=2)
+    learner = _learner(_config(utility=rl.Utility("identity", "sum")), reward_fn=reward_fn)
+    learner.run(2, progress=False)
+    assert all(abs(h["reward/score"]) < 1e-5 and np.isfinite(h["loss"]) for h in learner.history)

@@ -163,6 +163,8 @@ def test_fingerprints_and_cache_root(setup, tmp_path, monkeypatch):
     for unnamed in (anonymous, FunctionReward(functools.partial(length_reward), ("length",))):
         with pytest.raises(ValueError, match="set a `fingerprint` string attribute"):
             fingerprint(unnamed)
+    reads_less = type(model_reward)(model_reward.model, model_reward.tokenizer, model_reward.properties, max_length=model_reward.max_length // 2)
+    assert fingerprint(reads_less) != fingerprint(model_reward)  # a reward model that reads less of a response
     anonymous.fingerprint = "zero-v1"
     assert fingerprint(anonymous) == "zero-v1"
     monkeypatch.delenv(CACHE_ENV, raising=False)

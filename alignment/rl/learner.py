@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from alignment.models.decoder import Decoder
@@ -61,7 +61,7 @@ from alignment.rl.utility import Utility
 from alignment.sampling import Sampler, SamplerConfig, SamplingParams
 from alignment.training.checkpointing import Checkpoints
 from alignment.training.metrics import MetricsWriter
-from alignment.training.steps import make_train_step
+from alignment.training.steps import make_train_step, pin_to_mesh
 
 ALGORITHMS = ("ppo", "rloo", "grpo")
 KL_PLACEMENTS = ("reward", "loss")
@@ -289,7 +289,7 @@ class Learner:
         self.kl_coef = jnp.float32(config.kl_coef)
         self.key = jax.random.key(config.seed)
         self._compilations = {"reference": 0, "advantages": 0}
-        shardings = None if mesh is None else self._pin_state_to(mesh)
+        shardings = None if mesh is None else pin_to_mesh((self.trainable, self.optimizer), mesh)
         self._update = make_train_step(self._loss, nnx.Param, shardings, microbatches=config.microbatches)
         self._reference_pass = jax.jit(self._trace_reference, static_argnums=(0, 1))
         self._advantages = jax.jit(self._trace_advantages)
@@ -330,15 +330,6 @@ class Learner:
             prompt, prop = bad[0]
             raise ValueError(f"reference reward of property {self.properties[prop]!r} for prompt {prompt} is {out[prompt, prop]}")
         return out
-
-    def _pin_state_to(self, mesh: Mesh) -> nnx.State:
-        """Replicates leaves that live on one device (e.g. the optimizer's step count) over
-        ``mesh``; returns the shardings of the trainable and optimizer state."""
-        state = nnx.state((self.trainable, self.optimizer))
-        replicated = NamedSharding(mesh, PartitionSpec())
-        shardings = jax.tree.map(lambda x: x.sharding if isinstance(x.sharding, NamedSharding) else replicated, state)
-        nnx.update((self.trainable, self.optimizer), jax.device_put(state, shardings))
-        return shardings
 
     def _mesh_context(self):
         return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)

@@ -24,10 +24,11 @@ cache), two entries so that a new reward model rescores without resampling:
 Fingerprints (``fingerprint``): a model is the sha256 of its parameter arrays' bytes (with their
 paths, dtypes and shapes) and of its submodules' ``config``; a reward function with an
 ``nnx.Module`` ``model`` (``ModelReward``, ``GPMReward``) is its class, properties and model
-fingerprint; any other reward function (``FunctionReward``) is its python function's qualified
-name, which does not see edits to the function's code. A ``fingerprint`` string attribute on a
+fingerprint, its tokenizer (vocabulary and chat template) and its ``max_length``; any other
+reward function (``FunctionReward``) is its python function's qualified name, which does not
+see edits to the function's code. A ``fingerprint`` string attribute on a
 reward function overrides all this (lambdas, local functions, partials and callable objects
-need one). The reward model's tokenizer and ``max_length`` are not part of its fingerprint.
+need one).
 
 Writes go to a temporary file in the cache directory, then ``os.replace`` onto the entry's
 name: an entry is either whole or absent. An entry that cannot be read or does not match the
@@ -253,7 +254,7 @@ def fingerprint(obj) -> str:
         return _module_fingerprint(obj)
     model = getattr(obj, "model", None)
     if isinstance(model, nnx.Module):
-        return f"{type(obj).__qualname__}:{_module_fingerprint(model)}"
+        return f"{type(obj).__qualname__}:{_module_fingerprint(model)}:{_reader_fingerprint(obj)}"
     fn = getattr(obj, "fn", obj)
     qualname = getattr(fn, "__qualname__", None)
     if not isinstance(qualname, str) or "<" in qualname:  # a partial, a callable object, <lambda>, <locals>
@@ -262,6 +263,19 @@ def fingerprint(obj) -> str:
             f"attribute on the {type(obj).__qualname__} (it names the function's version in the reference cache)"
         )
     return f"{fn.__module__}.{qualname}"
+
+
+def _reader_fingerprint(reward_fn) -> str:
+    """How a model reward function reads a response: its tokenizer (vocabulary, merges, chat
+    template) and its ``max_length``."""
+    tokenizer = getattr(reward_fn, "tokenizer", None)
+    backend = getattr(tokenizer, "tokenizer", None)
+    payload = {
+        "max_length": getattr(reward_fn, "max_length", None),
+        "tokenizer": backend.to_str() if hasattr(backend, "to_str") else None,
+        "chat_template": getattr(tokenizer, "chat_template", None),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _module_fingerprint(module: nnx.Module) -> str:

@@ -115,7 +115,21 @@ class _ModelScorer:
             return self._forward(graphdef, state, *inputs)
 
 
-class ModelReward:
+class _HeadModelReward:
+    """A head model read through its own tokenizer and chat template (see ``EncodedResponses``)."""
+
+    def __init__(self, model: nnx.Module, tokenizer: ChatTokenizer, properties: Sequence[str], max_length: int,
+                 mesh: Mesh | None, rules):
+        self.properties = tuple(properties)
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self._scorer = _ModelScorer(model, tokenizer, max_length, mesh, rules)
+
+    @property
+    def num_compilations(self) -> int:
+        return self._scorer.num_compilations
+
+
+class ModelReward(_HeadModelReward):
     """A Bradley-Terry ``RewardModel`` whose head p scores ``properties[p]`` (module docstring).
 
     Args:
@@ -131,32 +145,20 @@ class ModelReward:
         heads = model.kernel.shape[-1]
         if len(properties) != heads:
             raise ValueError(f"the reward model has {heads} heads; got {len(properties)} property names {list(properties)}")
-        self.properties = tuple(properties)
-        self.model = model
-        self._scorer = _ModelScorer(model, tokenizer, max_length, mesh, rules)
-
-    @property
-    def num_compilations(self) -> int:
-        return self._scorer.num_compilations
+        super().__init__(model, tokenizer, properties, max_length, mesh, rules)
 
     def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int = 1) -> dict[str, jax.Array]:
         rewards = self._scorer(chats, responses)
         return {name: rewards[:, p] for p, name in enumerate(self.properties)}
 
 
-class GPMReward:
+class GPMReward(_HeadModelReward):
     """A ``GPMModel`` as the reward of one property: the mean preference score of each response
     over the other samples of its prompt, ``r_i = mean_{j != i} <R(x) v_i, v_j>``."""
 
     def __init__(self, model: GPMModel, tokenizer: ChatTokenizer, property_name: str, *,
                  max_length: int = 256, mesh: Mesh | None = None, rules=DEFAULT_RULES):
-        self.properties = (property_name,)
-        self.model = model
-        self._scorer = _ModelScorer(model, tokenizer, max_length, mesh, rules)
-
-    @property
-    def num_compilations(self) -> int:
-        return self._scorer.num_compilations
+        super().__init__(model, tokenizer, (property_name,), max_length, mesh, rules)
 
     def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int = 1) -> dict[str, jax.Array]:
         if group_size < 2 or len(responses) % group_size:

@@ -19,7 +19,7 @@ from alignment.training.reward_model import (
     sequence_inputs,
 )
 from alignment.training.sft import SFTBatch, encode_example, make_batch, sft_loss
-from alignment.training.steps import make_eval_step, make_train_step
+from alignment.training.steps import make_eval_step, make_train_step, pin_to_mesh
 
 __all__ = [
     "OBJECTIVES",
@@ -37,6 +37,7 @@ __all__ = [
     "make_eval_step",
     "make_optimizer",
     "make_train_step",
+    "pin_to_mesh",
     "pair_features",
     "pair_loss",
     "preference_accuracy",

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from alignment.data import RewardBatch
@@ -41,7 +41,7 @@ from alignment.parallel import DEFAULT_RULES, logical_sharding
 from alignment.training.checkpointing import Checkpoints
 from alignment.training.losses import preference_accuracy, preference_loss
 from alignment.training.metrics import MetricsWriter
-from alignment.training.steps import make_eval_step, make_train_step
+from alignment.training.steps import make_eval_step, make_train_step, pin_to_mesh
 
 OBJECTIVES = ("bt", "gpm")
 TRAINABLE = {"all": nnx.Param, "head": nnx.All(nnx.Param, nnx.Not(nnx.PathContains("backbone")))}
@@ -156,7 +156,7 @@ class RewardModelTrainer:
         self.mesh, self.rules = mesh, rules
         self.optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=TRAINABLE[config.trainable])
         loss_fn = _bind_loss(config.objective, config.loss_beta)
-        shardings = None if mesh is None else self._pin_state_to(mesh)
+        shardings = None if mesh is None else pin_to_mesh((self.model, self.optimizer), mesh)
         self._train_step = make_train_step(loss_fn, TRAINABLE[config.trainable], shardings)
         self._eval_step = make_eval_step(loss_fn)
         self.step = 0
@@ -165,15 +165,6 @@ class RewardModelTrainer:
         self.workdir = None if workdir is None else Path(workdir)
         self.metrics = None if workdir is None else MetricsWriter(self.workdir)
         self.checkpoints = None if workdir is None else Checkpoints(self.workdir / "checkpoints")
-
-    def _pin_state_to(self, mesh: Mesh) -> nnx.State:
-        """Replicates optimizer leaves that live on one device (e.g. the step count) over
-        ``mesh``; returns the shardings of the whole model and optimizer state."""
-        state = nnx.state((self.model, self.optimizer))
-        replicated = NamedSharding(mesh, PartitionSpec())
-        shardings = jax.tree.map(lambda x: x.sharding if isinstance(x.sharding, NamedSharding) else replicated, state)
-        nnx.update((self.model, self.optimizer), jax.device_put(state, shardings))
-        return shardings
 
     def property_index(self, name: str) -> int:
         if name not in self.properties:

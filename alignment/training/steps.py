@@ -18,6 +18,7 @@ from collections.abc import Callable
 import jax
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
@@ -83,6 +84,17 @@ def _accumulate(grad_fn, model, microbatched, args):
     (_, totals), _ = jax.lax.scan(body, (state, first), jax.tree.map(lambda x: x[1:], microbatched))
     count = jax.tree.leaves(microbatched)[0].shape[0]
     return jax.tree.map(lambda t: t / count, totals)
+
+
+def pin_to_mesh(nodes, mesh: Mesh) -> nnx.State:
+    """Replicates the leaves of ``nnx.state(nodes)`` that live on one device (e.g. an optimizer's
+    step count) over ``mesh``, in place, and returns the shardings of the whole state: the
+    ``state_shardings`` of ``make_train_step``."""
+    state = nnx.state(nodes)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shardings = jax.tree.map(lambda x: x.sharding if isinstance(x.sharding, NamedSharding) else replicated, state)
+    nnx.update(nodes, jax.device_put(state, shardings))
+    return shardings
 
 
 def make_eval_step(loss_fn: LossFn) -> Callable[..., dict[str, jax.Array]]:
