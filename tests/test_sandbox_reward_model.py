@@ -13,7 +13,9 @@ pairs per property, whose sampling error alone is about 0.01) measured for seeds
     harmless   0.021  0.021  0.015  0.008
 
 So the honest promise is "within 5 points of the ceiling" for every seed and property
-(``MARGIN``), not the 2 points that seeds 0 and 1 alone would suggest.
+(``MARGIN``), not the 2 points that seeds 0 and 1 alone would suggest. The test runs seeds 0 and
+2 (the widest gap measured); each takes three to five minutes on a 2-core CPU, so seeds 1 and 3
+are left out to keep the suite short.
 """
 
 import numpy as np
@@ -30,7 +32,7 @@ PROPERTIES = ("helpful", "harmless")
 MARGIN = 0.05
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 2])
 def test_bradley_terry_reward_model_approaches_the_gold_ceiling(seed):
     config = sandbox.SandboxConfig(seed=seed, pairs_per_prompt=8)
     records = sandbox.preference_records(config)
@@ -38,7 +40,7 @@ def test_bradley_terry_reward_model_approaches_the_gold_ceiling(seed):
     split_of = {p.text: name for name, prompts in splits.items() for p in prompts}
 
     tokenizer = sandbox.sandbox_tokenizer()
-    batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=64, max_length=112, buckets=(64, 80, 96))
+    batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=64, max_length=128, buckets=(64, 80, 96, 112))
     train_batches, held_out_batches, ceiling = [], [], {}
     for prop in PROPERTIES:
         train = [r for r in records[prop] if split_of[r.context[-1].content] not in HELD_OUT]
