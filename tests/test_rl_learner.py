@@ -12,7 +12,6 @@ from flax import nnx
 from alignment import rl, sandbox
 from alignment.models import Decoder, get_config
 from alignment.models.heads import GPMModel, RewardModel, ValueModel
-from alignment.models.partitioning import shard_model
 from alignment.parallel import make_mesh
 
 TOKENIZER = sandbox.sandbox_tokenizer()
@@ -37,11 +36,7 @@ def _config(**overrides) -> rl.LearnerConfig:
 
 def _learner(config, *, mesh=None, workdir=None, reward_fn=None, references=None):
     policy, reference = _policy(), _policy()
-    if mesh is not None:
-        policy, reference = shard_model(policy, mesh), shard_model(reference, mesh)
     value = ValueModel(policy, rngs=nnx.Rngs(5)) if config.algorithm == "ppo" else None
-    if value is not None and mesh is not None:
-        shard_model(value, mesh)
     reward_fn = reward_fn or rl.FunctionReward(pseudo_reward, ("score",))
     references = references or {"score": np.zeros(len(CHATS), np.float32)}
     return rl.Learner(policy, reference, TOKENIZER, [reward_fn], CHATS, references, config,

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from alignment.models.decoder import Decoder
 from alignment.models.heads import ValueModel
 from alignment.models.layers import positions_from_mask
+from alignment.models.partitioning import shard_model
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import DEFAULT_RULES, with_logical_constraint
 from alignment.rl import advantages as adv
@@ -227,7 +228,9 @@ class Learner:
     """Aligns ``policy`` to the utility of ``rewards`` with a KL penalty to ``reference``.
 
     Args:
-      policy: the decoder to train (in place; placed on ``mesh`` already when one is given).
+      policy: the decoder to train (in place). With a ``mesh``, the policy, the reference and the
+        value model are moved to the shardings their logical axes give under ``rules``; reward
+        models stay where their ``ModelReward`` put them.
       reference: the frozen base policy pi_0 (a separate copy of the initial weights).
       tokenizer: the policy's tokenizer with its chat template and EOS id.
       rewards: reward functions (``alignment.rl.scoring``) that together score every property.
@@ -270,6 +273,9 @@ class Learner:
         self.prompt_ids = self._encode_prompts()
         self.references = self._check_references(references)
         self.trainable = Trainable(policy, value_model if config.algorithm == "ppo" else None)
+        if mesh is not None:  # each model where the logical rules put its parameters (a no-op if already there)
+            for model in (self.trainable, reference):
+                shard_model(model, mesh, self.rules)
         # The update donates the trainable buffers: own copies keep arrays shared with other
         # modules (e.g. a reference made by nnx.clone(policy)) alive.
         nnx.update(self.trainable, jax.tree.map(jnp.copy, nnx.state(self.trainable)))
