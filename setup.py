@@ -46,6 +46,11 @@ EXTRAS = {
     ],
     # Numerical parity checks and side-by-side benchmarks against torch + transformers.
     # On CPU-only machines install the CPU build of torch first.
+    # The side-by-side peer of benchmarks/rl_step_smollm2.py (TRL's RLOO trainer; with [parity]).
+    "trl": [
+        "trl>=1.16,<2; python_version >= '3.11'",
+        "datasets>=4.7",
+    ],
     "parity": [
         "torch>=2.3",
         "transformers>=4.45",

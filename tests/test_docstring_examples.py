@@ -18,13 +18,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("alignment", "configs", "launch", "benchmarks")
-# Files whose examples are fragments owned by work in progress elsewhere; remove an entry when
-# its file's examples run. The reward-model trainer's checkpoint API is being reworked (issue 10,
-# item 4), and the RL learner package is being written.
-NOT_YET = {
-    "alignment/training/checkpointing.py": "checkpoint API under rework (issue 10, item 4)",
-    "alignment/rl/": "RL learner in progress",
-}
 
 
 def _blocks(doc: str):
@@ -72,8 +65,6 @@ def test_the_examples_are_found():
 
 @pytest.mark.parametrize("name, code", EXAMPLES)
 def test_docstring_example_runs(name, code, request, monkeypatch, tmp_path):
-    if any(name.startswith(prefix) for prefix in NOT_YET):
-        pytest.skip(NOT_YET[next(p for p in NOT_YET if name.startswith(p))])
     if "seqio" in code or "tensorflow_datasets" in code:
         pytest.importorskip("seqio")
         pytest.importorskip("tensorflow_datasets")

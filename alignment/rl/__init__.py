@@ -2,11 +2,9 @@
 
 Pure pieces in the optax / rlax style (``advantages``, ``kl``, ``losses``), reward functions
 (``scoring``), the utility config (``utility``), rollout, the reference-reward stage and its
-cache (``reference``), best-of-k reranking (``best_of_k``) and the learner (``learner``)::
-
-    learner = rl.Learner(policy, reference, tokenizer, [rl.ModelReward(rm, tokenizer, ("helpful",))],
-                         chats, references, rl.LearnerConfig(algorithm="rloo"))
-    history = learner.run()
+cache (``reference``), best-of-k reranking (``best_of_k``) and the learner (``learner``):
+``rl.Learner(policy, reference, tokenizer, reward_fns, chats, references, rl.LearnerConfig())``
+then ``.run()``. The README's "Aligning a policy" section runs it end to end on the sandbox.
 """
 
 from alignment.rl.advantages import gae, group_normalized, masked_mean, masked_whiten, rloo

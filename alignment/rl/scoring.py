@@ -1,12 +1,9 @@
 """Reward functions: one score per (prompt, response) and property, for the learner and the judge.
 
-A reward function maps chats and response texts to ``{property: rewards [B]}``::
-
-    scores = reward_fn(chats, responses, group_size)
-
-``chats[b]`` is the prompt's message list (``[{"role": "user", "content": ...}]``) and
-``responses[b]`` the response text; consecutive runs of ``group_size`` rows are samples of one
-prompt (the learner's G). Three kinds:
+A reward function maps chats and response texts to ``{property: rewards [B]}``, as
+``reward_fn(chats, responses, group_size)``: ``chats[b]`` is the prompt's message list
+(``[{"role": "user", "content": ...}]``) and ``responses[b]`` the response text; consecutive
+runs of ``group_size`` rows are samples of one prompt (the learner's G). Three kinds:
 
 * ``ModelReward``: a Bradley-Terry ``RewardModel`` (one head per property). Each response is
   rendered with the reward model's chat template as a full assistant turn, exactly as in

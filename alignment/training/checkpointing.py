@@ -1,8 +1,15 @@
 """Orbax checkpoints of a whole training run: arrays (model, optimizer, RNG) plus JSON metadata.
 
-    checkpoints = Checkpoints(workdir / "checkpoints", max_to_keep=3)
-    checkpoints.save(step, state, {"data_position": 1280})
-    state, meta = checkpoints.restore(abstract_state)          # latest step
+    import tempfile
+    import jax
+    import jax.numpy as jnp
+    from alignment.training.checkpointing import Checkpoints
+
+    checkpoints = Checkpoints(tempfile.mkdtemp() + "/checkpoints", max_to_keep=3)
+    state = {"w": jnp.ones(3), "rng": jax.random.key_data(jax.random.key(0))}
+    checkpoints.save(10, state, {"data_position": 1280}, wait=True)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+    restored, meta = checkpoints.restore(abstract)             # the latest step, placed as abstract says
     checkpoints.close()
 
 ``state`` is any pytree of arrays (e.g. ``nnx.state((model, optimizer))`` plus an RNG key's
