@@ -13,9 +13,9 @@ pairs per property, whose sampling error alone is about 0.01) measured for seeds
     harmless   0.021  0.021  0.015  0.008
 
 So the honest promise is "within 5 points of the ceiling" for every seed and property
-(``MARGIN``), not the 2 points that seeds 0 and 1 alone would suggest. The test runs seeds 0 and
-2 (the widest gap measured); each takes three to five minutes on a 2-core CPU, so seeds 1 and 3
-are left out to keep the suite short.
+(``MARGIN``), not the 2 points that seeds 0 and 1 alone would suggest. The test runs seed 2 (the
+widest gap measured); a seed takes about two and a half minutes on a 2-core CPU, so the others
+are left out to keep the suite under its 15 minutes.
 """
 
 import numpy as np
@@ -32,7 +32,7 @@ PROPERTIES = ("helpful", "harmless")
 MARGIN = 0.05
 
 
-@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("seed", [2])
 def test_bradley_terry_reward_model_approaches_the_gold_ceiling(seed):
     config = sandbox.SandboxConfig(seed=seed, pairs_per_prompt=8)
     records = sandbox.preference_records(config)
