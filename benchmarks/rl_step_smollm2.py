@@ -53,11 +53,12 @@ useful work (sample + score + reference + 3x policy forward for forward+backward
 redundant old-logps pass not counted) and both sides' achieved rate next to the machine's
 measured float32 matmul peak (a 2048^3 matmul in numpy, torch and jax).
 
-Time: loading ~30 s and our first call (compilation) ~1 min, then per repeat one TRL step and
-one of ours. At the defaults a step is ~7 TFLOP of matmuls (see the printed estimate): at the
-~40-50 GFLOP/s this 2-core machine's matmul reaches, a few minutes per TRL step; ``--repeats 1``
-takes 10-30 minutes depending on the load from other processes. ``--trl-only`` skips our side.
-Needs ``trl`` 1.x (``pip install "trl>=1.16,<2"``; Python >= 3.11) besides torch and
+Time: on an idle machine the default run (three repeats) takes about 9 minutes: loading ~30 s, our first call
+(compilation) ~1 min, TRL's warm-up step ~80 s, then per repeat one TRL step (~70 s) and one of
+ours (~50 s); on a loaded machine several times longer. At the defaults a step is ~6 TFLOP of
+matmuls (see the printed estimate). Memory peaks near 12 GB (both frameworks' models and
+optimizer states in one process). ``--trl-only`` skips our side.
+Needs ``trl`` 1.x (``pip install -e ".[parity,trl]"``; Python >= 3.11) besides torch and
 transformers; the split wraps private ``RLOOTrainer`` methods of trl 1.16. No network:
 HF_HUB_OFFLINE=1, the dataset is in memory.
 

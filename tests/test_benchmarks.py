@@ -13,8 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
-# Benchmarks being written elsewhere; remove the entry once the benchmark says how long it runs.
-NOT_YET = {"rl_step_smollm2.py": "the RL learner benchmark is in progress"}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +36,5 @@ def test_help_works_without_torch(path, without_torch):
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
 def test_docstring_says_how_long_it_runs(path):
-    if path.name in NOT_YET:
-        pytest.skip(NOT_YET[path.name])
     doc = path.read_text().split('"""')[1]
     assert re.search(r"\b(takes|runs for)\s+(about|under|less than)\b[^.]*\b(seconds|minutes?)\b", doc), path.name
