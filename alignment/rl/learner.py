@@ -22,7 +22,7 @@ sigmoid(r_ref - r) under LSC, 1 under the raw sum) and ``advantage_abs/...`` = m
 The KL coefficient beta is fixed or adapted towards ``kl_target`` after each step (``kl.py``).
 
 Metrics stay on the device and are fetched every ``log_every`` steps (JSON lines, TensorBoard,
-progress bar). A non-finite reward, utility, loss or gradient skips that update
+progress bar); each phase waits for its own results so that the step time splits by phase. A non-finite reward, utility, loss or gradient skips that update
 (``optax.apply_if_finite``: the parameters stay finite) and raises ``FloatingPointError``
 naming the step and the source once the step's flags are fetched, at the next sampling step's
 host transfer or at the end of ``run``. Checkpoints (Orbax) hold the policy, the value model,
