@@ -54,6 +54,8 @@ EXTRAS = {
     "parity": [
         "torch>=2.3",
         "transformers>=4.45",
+        # transformers' own GGUF loader (the SmolLM2 parity test's reference) needs accelerate.
+        "accelerate>=1.0",
     ],
 }
 
