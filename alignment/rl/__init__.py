@@ -4,7 +4,9 @@ Pure pieces in the optax / rlax style (``advantages``, ``kl``, ``losses``), rewa
 (``scoring``), the utility config (``utility``), rollout, the reference-reward stage and its
 cache (``reference``), best-of-k reranking (``best_of_k``) and the learner (``learner``):
 ``rl.Learner(policy, reference, tokenizer, reward_fns, chats, references, rl.LearnerConfig())``
-then ``.run()``. The README's "Aligning a policy" section runs it end to end on the sandbox.
+then ``.run()``; the README's "Aligning a policy" section runs it end to end on the sandbox.
+``rl.lower_learner(decoder_config, learner_config, mesh)`` (``lowering``) lowers a learner's
+programs from shapes alone, to check a large model's configuration on any mesh.
 """
 
 from alignment.rl.advantages import gae, group_normalized, masked_mean, masked_whiten, rloo
@@ -12,6 +14,7 @@ from alignment.rl.best_of_k import BestOfK, best_of_k, rerank
 from alignment.rl.kl import adaptive_coefficient, k1, k2, k3
 from alignment.rl.learner import ALGORITHMS, Learner, LearnerConfig, PromptStream
 from alignment.rl.losses import clipped_surrogate, token_logprobs_and_entropy, value_loss
+from alignment.rl.lowering import LearnerLowering, lower_learner
 from alignment.rl.reference import (
     BaseRewards,
     ReferenceConfig,
@@ -33,6 +36,7 @@ __all__ = [
     "GPMReward",
     "Learner",
     "LearnerConfig",
+    "LearnerLowering",
     "ModelReward",
     "PromptStream",
     "ReferenceConfig",
@@ -51,6 +55,7 @@ __all__ = [
     "k1",
     "k2",
     "k3",
+    "lower_learner",
     "masked_mean",
     "masked_whiten",
     "rerank",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -224,6 +225,69 @@ def response_hidden(model: Decoder, tokens, prompt_mask, response_mask, prompt_l
     return hidden[:, prompt_length - 1 :]
 
 
+def response_values(trainable: Trainable, tokens, prompt_mask, response_mask, prompt_length: int, policy_hidden=None):
+    """V(s_t) ``[B, N]`` from the value head on the policy's (or its own backbone's) hidden states."""
+    value = trainable.value
+    if trainable.shared_value:
+        hidden = response_hidden(trainable.policy, tokens, prompt_mask, response_mask, prompt_length) if policy_hidden is None else policy_hidden
+    else:
+        hidden = response_hidden(value.backbone, tokens, prompt_mask, response_mask, prompt_length)
+    return value.head(hidden)
+
+
+def reference_pass(reference_def, trainable_def, reference_state, trainable_state, tokens, prompt_mask, response_mask, *, prompt_length: int):
+    """log pi_0 of the response tokens and, for PPO, the values ``[B, N]`` (zeros without a value
+    model); the graph definitions are the static arguments of its ``jax.jit``."""
+    reference = nnx.merge(reference_def, reference_state)
+    logits = reference.logits(response_hidden(reference, tokens, prompt_mask, response_mask, prompt_length))
+    ref_logprobs, _ = token_logprobs_and_entropy(logits, tokens[:, prompt_length:])
+    values = jnp.zeros_like(ref_logprobs)
+    trainable = nnx.merge(trainable_def, trainable_state)
+    if trainable.value is not None:
+        values = response_values(trainable, tokens, prompt_mask, response_mask, prompt_length)
+    return ref_logprobs, values
+
+
+def policy_loss(trainable: Trainable, batch: UpdateBatch, kl_coef, token_norm, *, config: LearnerConfig, prompt_length: int, rules):
+    """The minibatch loss (module docstring), normalised by ``token_norm`` response tokens;
+    ``(loss, metrics)`` as ``make_train_step`` expects."""
+    c, p = config, prompt_length
+    mask = batch.response_mask[:, p:].astype(jnp.float32)
+    hidden = response_hidden(trainable.policy, batch.tokens, batch.prompt_mask, batch.response_mask, p)
+    hidden = with_logical_constraint(hidden, ("batch", "length", "embed"), rules)
+    logprobs, entropy = token_logprobs_and_entropy(trainable.policy.logits(hidden), batch.tokens[:, p:])
+    if c.entropy_coef == 0.0:
+        entropy = jax.lax.stop_gradient(entropy)
+    surrogate, clipped = clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, c.clip_epsilon)
+    total = jnp.sum(surrogate * mask) - c.entropy_coef * jnp.sum(entropy * mask)
+    kl_loss = kl.k3(logprobs, batch.ref_logprobs)
+    if c.kl_in == "loss":
+        total += kl_coef * jnp.sum(kl_loss * mask)
+    metrics = {
+        "policy_loss": adv.masked_mean(surrogate, mask),
+        "clip_fraction": adv.masked_mean(clipped.astype(jnp.float32), mask),
+        "entropy": adv.masked_mean(entropy, mask),
+        "kl/k3_token": adv.masked_mean(kl_loss, mask),
+    }
+    if trainable.value is not None:
+        values = response_values(trainable, batch.tokens, batch.prompt_mask, batch.response_mask, p, hidden)
+        losses = value_loss(values, batch.old_values, batch.returns, c.value_clip)
+        total += c.value_coef * jnp.sum(losses * mask)
+        metrics["value_loss"] = adv.masked_mean(losses, mask)
+    loss = total / token_norm
+    return loss, {**metrics, "loss": loss}
+
+
+def sampler_config(config: LearnerConfig, eos_ids: Sequence[int], pad_id: int) -> SamplerConfig:
+    """The sampler of a learner step: one prompt bucket (``max_prompt_length``) and one batch
+    bucket (``batch_size``), so that sampling is one compiled program."""
+    return SamplerConfig(
+        max_new_tokens=config.max_new_tokens, eos_ids=tuple(eos_ids), pad_id=pad_id,
+        sampling=SamplingParams(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
+        prompt_buckets=(config.max_prompt_length,), batch_buckets=(config.batch_size,),
+    )
+
+
 class Learner:
     """Aligns ``policy`` to the utility of ``rewards`` with a KL penalty to ``reference``.
 
@@ -282,21 +346,15 @@ class Learner:
         self.reference = reference
         self.optimizer = nnx.Optimizer(self.trainable, make_optimizer(config), wrt=nnx.Param)
         self.stream = PromptStream(len(self.prompts), config.seed)
-        self.sampler = Sampler(
-            SamplerConfig(
-                max_new_tokens=config.max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
-                sampling=SamplingParams(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
-                prompt_buckets=(config.max_prompt_length,), batch_buckets=(config.batch_size,),
-            ),
-            mesh=mesh, rules=self.rules,
-        )
+        self.sampler = Sampler(sampler_config(config, (tokenizer.eos_id,), tokenizer.pad_id), mesh=mesh, rules=self.rules)
         self.step = 0
         self.position = 0
         self.kl_coef = jnp.float32(config.kl_coef)
         self.key = jax.random.key(config.seed)
         self._compilations = {"reference": 0, "advantages": 0}
         shardings = None if mesh is None else pin_to_mesh((self.trainable, self.optimizer), mesh)
-        self._update = make_train_step(self._loss, nnx.Param, shardings, microbatches=config.microbatches)
+        loss = functools.partial(policy_loss, config=config, prompt_length=self.sampler_prompt_length, rules=self.rules)
+        self._update = make_train_step(loss, nnx.Param, shardings, microbatches=config.microbatches)
         self._reference_pass = jax.jit(self._trace_reference, static_argnums=(0, 1))
         self._advantages = jax.jit(self._trace_advantages)
         self.workdir = None if workdir is None else Path(workdir)
@@ -342,28 +400,10 @@ class Learner:
 
     # ----------------------------------------------------------------------------- programs
 
-    def _trace_reference(self, reference_def, trainable_def, reference_state, trainable_state, tokens, prompt_mask, response_mask):
-        """log pi_0 of the response tokens and, for PPO, the values ``[B, N]``."""
+    def _trace_reference(self, *args):
+        """``reference_pass`` at this learner's prompt length (counts its traces)."""
         self._compilations["reference"] += 1
-        p = self.sampler_prompt_length
-        reference = nnx.merge(reference_def, reference_state)
-        logits = reference.logits(response_hidden(reference, tokens, prompt_mask, response_mask, p))
-        ref_logprobs, _ = token_logprobs_and_entropy(logits, tokens[:, p:])
-        values = jnp.zeros_like(ref_logprobs)
-        trainable = nnx.merge(trainable_def, trainable_state)
-        if trainable.value is not None:
-            values = self._values(trainable, tokens, prompt_mask, response_mask)
-        return ref_logprobs, values
-
-    def _values(self, trainable: Trainable, tokens, prompt_mask, response_mask, policy_hidden=None):
-        """V(s_t) ``[B, N]`` from the value head on the policy's (or its own backbone's) hidden states."""
-        p = self.sampler_prompt_length
-        value = trainable.value
-        if trainable.shared_value:
-            hidden = response_hidden(trainable.policy, tokens, prompt_mask, response_mask, p) if policy_hidden is None else policy_hidden
-        else:
-            hidden = response_hidden(value.backbone, tokens, prompt_mask, response_mask, p)
-        return value.head(hidden)
+        return reference_pass(*args, prompt_length=self.sampler_prompt_length)
 
     def _trace_advantages(self, rewards, references, ended, old_logprobs, ref_logprobs, values, response_mask, kl_coef):
         """Utilities, advantages, value targets, rollout metrics and non-finite flags."""
@@ -416,34 +456,6 @@ class Learner:
         flags = {f"reward '{name}'": ~jnp.isfinite(rewards[:, p]).all() for p, name in enumerate(self.properties)}
         flags["utility"] = ~jnp.isfinite(utility).all()
         return advantages, returns, metrics, flags
-
-    def _loss(self, trainable: Trainable, batch: UpdateBatch, kl_coef, token_norm):
-        """The minibatch loss (module docstring), normalised by ``token_norm`` response tokens."""
-        c, p = self.config, self.sampler_prompt_length
-        mask = batch.response_mask[:, p:].astype(jnp.float32)
-        hidden = response_hidden(trainable.policy, batch.tokens, batch.prompt_mask, batch.response_mask, p)
-        hidden = with_logical_constraint(hidden, ("batch", "length", "embed"), self.rules)
-        logprobs, entropy = token_logprobs_and_entropy(trainable.policy.logits(hidden), batch.tokens[:, p:])
-        if c.entropy_coef == 0.0:
-            entropy = jax.lax.stop_gradient(entropy)
-        surrogate, clipped = clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, c.clip_epsilon)
-        total = jnp.sum(surrogate * mask) - c.entropy_coef * jnp.sum(entropy * mask)
-        kl_loss = kl.k3(logprobs, batch.ref_logprobs)
-        if c.kl_in == "loss":
-            total += kl_coef * jnp.sum(kl_loss * mask)
-        metrics = {
-            "policy_loss": adv.masked_mean(surrogate, mask),
-            "clip_fraction": adv.masked_mean(clipped.astype(jnp.float32), mask),
-            "entropy": adv.masked_mean(entropy, mask),
-            "kl/k3_token": adv.masked_mean(kl_loss, mask),
-        }
-        if trainable.value is not None:
-            values = self._values(trainable, batch.tokens, batch.prompt_mask, batch.response_mask, hidden)
-            losses = value_loss(values, batch.old_values, batch.returns, c.value_clip)
-            total += c.value_coef * jnp.sum(losses * mask)
-            metrics["value_loss"] = adv.masked_mean(losses, mask)
-        loss = total / token_norm
-        return loss, {**metrics, "loss": loss}
 
     @property
     def num_compilations(self) -> dict[str, int]:

@@ -183,17 +183,42 @@ class Sampler:
         if key is None and not cfg.sampling.is_greedy:
             raise ValueError("key is required unless the sampling is greedy (temperature=0 or greedy=True)")
         rows = token_lists(prompts, lengths)
-        batch = bucket_size(len(rows), cfg.batch_buckets, "batch_buckets", multiple_of=self._batch_shards())
-        length = bucket_size(max(map(len, rows)), cfg.prompt_buckets, "prompt_buckets")
+        batch, length = self._padded_shape(len(rows), max(map(len, rows)))
         tokens, mask, active = left_pad(rows, batch, length, cfg.pad_id)
         inputs = (tokens, mask, active)
         if self.mesh is not None:
             inputs = tuple(jax.device_put(x, self._batch_sharding(x)) for x in inputs)
         key = jax.random.key(0) if key is None else key
         graphdef, state = nnx.split(model)
-        with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
+        with self._mesh_context():
             out = self._generate(graphdef, state, *inputs, key)
         return out if len(rows) == batch else jax.tree.map(lambda x: x[: len(rows)], out)
+
+    def lower(self, model: nnx.Module, num_prompts: int, prompt_length: int) -> jax.stages.Lowered:
+        """The program ``__call__`` runs for ``num_prompts`` prompts of up to ``prompt_length``
+        tokens, lowered (traced, not compiled).
+
+        ``model`` may be abstract: ``nnx.eval_shape`` with ``ShapeDtypeStruct`` parameters that
+        carry their shardings (``alignment.models.partitioning.abstract_state``), so a model of
+        any size lowers without allocating its weights.
+        """
+        batch, length = self._padded_shape(num_prompts, prompt_length)
+        inputs = [jax.ShapeDtypeStruct((batch, length), jnp.int32), jax.ShapeDtypeStruct((batch, length), bool),
+                  jax.ShapeDtypeStruct((batch,), bool)]
+        if self.mesh is not None:
+            inputs = [x.update(sharding=self._batch_sharding(x)) for x in inputs]
+        graphdef, state = nnx.split(model)
+        with self._mesh_context():
+            return self._generate.lower(graphdef, state, *inputs, jax.eval_shape(jax.random.key, 0))
+
+    def _padded_shape(self, num_prompts: int, longest: int) -> tuple[int, int]:
+        """The (batch, prompt length) buckets that hold ``num_prompts`` prompts of up to ``longest`` tokens."""
+        cfg = self.config
+        batch = bucket_size(num_prompts, cfg.batch_buckets, "batch_buckets", multiple_of=self._batch_shards())
+        return batch, bucket_size(longest, cfg.prompt_buckets, "prompt_buckets")
+
+    def _mesh_context(self):
+        return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
 
     def _batch_shards(self) -> int:
         """How many ways the logical "batch" axis splits on the mesh (1 without a mesh)."""

@@ -30,7 +30,9 @@ def make_train_step(
 
     ``state_shardings`` (the shardings of ``nnx.state((model, optimizer))``) pins the updated
     state to the placement it came in with, so that every step reuses one compiled program;
-    ``step.num_compilations`` counts the programs traced.
+    ``step.num_compilations`` counts the programs traced. ``step.lower(model, optimizer, batch,
+    *args)`` traces without compiling; abstract models (``nnx.eval_shape``) and
+    ``jax.ShapeDtypeStruct`` inputs are enough.
     """
     if microbatches < 1:
         raise ValueError(f"microbatches must be >= 1, got {microbatches}")
@@ -53,6 +55,7 @@ def make_train_step(
         return step(*args)
 
     counted.num_compilations = 0
+    counted.lower = step.lower
     return counted
 
 

@@ -8,12 +8,16 @@ decoder stores ``[in, out]`` with the head axes split out:
   o_proj [D, H*hd] -> o [H, hd, D]      gate_proj, up_proj [F, D] -> [D, F];  down_proj [D, F] -> [F, D]
   lm_head [V, D]   -> lm_head [D, V]    embeddings [V, D] and norm scales unchanged.
 
-``Pretrained`` (what every loader returns) and ``need`` (a required metadata field, with an
-error naming the file) are shared by the loaders and ``alignment.models.tokenizer``.
+``decoder_layout`` states these transforms once: ``params_from_hf`` applies them to whole
+tensors, ``read_decoder_slice`` reads one shard of a decoder tensor from the torch tensor
+without reading the rest (the sharded safetensors loader). ``Pretrained`` (what every loader
+returns) and ``need`` (a required metadata field, with an error naming the file) are shared by
+the loaders and ``alignment.models.tokenizer``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -47,6 +51,7 @@ def need(fields: Mapping[str, Any], key: str, source: str) -> Any:
     return fields[key]
 
 
+GLOBAL_TENSORS = {"embed": "model.embed_tokens.weight", "final_norm": "model.norm.weight", "lm_head": "lm_head.weight"}
 LAYER_TENSORS = {
     "attn_norm": "input_layernorm.weight",
     "q": "self_attn.q_proj.weight",
@@ -60,16 +65,58 @@ LAYER_TENSORS = {
 }
 
 
+def hf_tensor_name(name: str, layer: int | None = None) -> str:
+    """The Hugging Face tensor of decoder parameter ``name`` (a ``LAYER_TENSORS`` field with its
+    ``layer``, or a ``GLOBAL_TENSORS`` key)."""
+    return GLOBAL_TENSORS[name] if layer is None else f"model.layers.{layer}.{LAYER_TENSORS[name]}"
+
+
+def decoder_layout(name: str, c: DecoderConfig) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """How the torch tensor of decoder parameter ``name`` (one layer's) maps to the decoder's.
+
+    ``None``: stored as is (embeddings, norm scales). Otherwise ``(in_axes, out_axes)``: the
+    torch ``[out, in]`` matrix is transposed and its two axes split into these, i.e.
+    ``decoder = w.T.reshape(*in_axes, *out_axes)`` (e.g. q: ``[H*hd, D] -> [D, H, hd]``).
+    """
+    d, h, kv, hd = c.embed_dim, c.num_heads, c.num_kv_heads, c.head_dim
+    return {
+        "q": ((d,), (h, hd)), "k": ((d,), (kv, hd)), "v": ((d,), (kv, hd)), "o": ((h, hd), (d,)),
+        "gate": ((d,), (c.mlp_dim,)), "up": ((d,), (c.mlp_dim,)), "down": ((c.mlp_dim,), (d,)),
+        "lm_head": ((d,), (c.vocab_size,)),
+    }.get(name)
+
+
 def _to_decoder_layout(name: str, w: np.ndarray, c: DecoderConfig) -> np.ndarray:
-    if name in ("attn_norm", "mlp_norm"):
-        return w
-    if name == "q":
-        return w.T.reshape(c.embed_dim, c.num_heads, c.head_dim)
-    if name in ("k", "v"):
-        return w.T.reshape(c.embed_dim, c.num_kv_heads, c.head_dim)
-    if name == "o":
-        return w.T.reshape(c.num_heads, c.head_dim, c.embed_dim)
-    return w.T
+    layout = decoder_layout(name, c)
+    return w if layout is None else w.T.reshape(*layout[0], *layout[1])
+
+
+def read_decoder_slice(name: str, tensor, index: tuple[slice, ...], c: DecoderConfig) -> np.ndarray:
+    """``_to_decoder_layout(name, tensor, c)[index]``, reading only the block of ``tensor`` it covers.
+
+    ``tensor`` is sliced like a numpy array of the torch layout (e.g. a safetensors
+    ``get_slice`` handle, which reads just the requested block); ``index`` is one slice per
+    decoder axis. A transposed weight is read at the transposed index. Split axes such as
+    ``(heads, head_dim)`` come from one torch axis: slicing the leading one reads a contiguous
+    range of it; slices of the trailing ones are taken after the read (the logical rules
+    never shard ``head_dim``, so reads stay shard-sized).
+    """
+    layout = decoder_layout(name, c)
+    if layout is None:
+        return np.asarray(tensor[tuple(index)])
+    in_axes, out_axes = layout
+    cols, in_block, in_pick = _merged_range(index[: len(in_axes)], in_axes)
+    rows, out_block, out_pick = _merged_range(index[len(in_axes) :], out_axes)
+    block = np.asarray(tensor[rows, cols]).T.reshape(*in_block, *out_block)
+    return block[in_pick + out_pick]
+
+
+def _merged_range(index: tuple[slice, ...], axes: tuple[int, ...]) -> tuple[slice, tuple[int, ...], tuple[slice, ...]]:
+    """For split axes ``axes`` of one row-major torch axis: the contiguous range of that axis that
+    covers ``index``, the covered block's shape in split axes, and ``index`` within the block."""
+    start, stop, step = index[0].indices(axes[0])
+    inner = math.prod(axes[1:])
+    return slice(start * inner, stop * inner), (stop - start, *axes[1:]), (slice(None, None, step), *index[1:])
 
 
 def params_from_hf(tensors: Mapping[str, np.ndarray], config: DecoderConfig, source: str) -> dict:
@@ -85,14 +132,12 @@ def params_from_hf(tensors: Mapping[str, np.ndarray], config: DecoderConfig, sou
 
     layers = {
         field: np.stack([
-            _to_decoder_layout(field, get(f"model.layers.{i}.{suffix}"), config) for i in range(config.num_layers)
+            _to_decoder_layout(field, get(hf_tensor_name(field, i)), config) for i in range(config.num_layers)
         ])
-        for field, suffix in LAYER_TENSORS.items()
+        for field in LAYER_TENSORS
     }
-    params = {"embed": get("model.embed_tokens.weight"), "final_norm": get("model.norm.weight"), "layers": layers}
-    if not config.tie_embeddings:
-        params["lm_head"] = get("lm_head.weight").T
-    return params
+    names = [name for name in GLOBAL_TENSORS if name != "lm_head" or not config.tie_embeddings]
+    return {**{name: _to_decoder_layout(name, get(hf_tensor_name(name)), config) for name in names}, "layers": layers}
 
 
 def load_params(model: nnx.Module, params: Mapping, source: str) -> nnx.Module:

@@ -3,22 +3,41 @@
 Reads both the transformers 4 (``rope_theta``, ``rope_scaling``) and transformers 5
 (``rope_parameters``) spellings of RoPE settings. RoPE types "default", "linear" and "llama3"
 (Llama 3.1 and later) are implemented; others raise ``NotImplementedError`` naming the type.
+
+``load_hf`` reads every tensor whole on the host; ``load_hf_sharded`` places the model on a mesh,
+each process reading only the blocks its own devices hold (no sharded tensor is read whole).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from flax import nnx
+from flax.traverse_util import flatten_dict, unflatten_dict
+from jax.sharding import Mesh
 from safetensors import safe_open
 
 from alignment.models.config import ROPE_SCALING_KINDS, DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
-from alignment.models.loaders.convert import Pretrained, load_params, need, params_from_hf
+from alignment.models.loaders.convert import (
+    Pretrained,
+    decoder_layout,
+    hf_tensor_name,
+    load_params,
+    need,
+    params_from_hf,
+    read_decoder_slice,
+)
+from alignment.models.partitioning import state_shardings
 from alignment.models.tokenizer import Tokenizer
+from alignment.parallel import DEFAULT_RULES
 
 SUPPORTED_MODEL_TYPES = ("llama",)
 
@@ -96,11 +115,98 @@ def load_hf(directory: str | Path, **config_overrides) -> Pretrained:
     The tokenizer is ``Tokenizer.from_pretrained(directory)``, or ``None`` without a ``tokenizer.json``.
     """
     directory = Path(directory)
+    config = _read_config(directory, config_overrides)
+    params = params_from_hf(read_safetensors(directory), config, str(directory))
+    abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
+    return Pretrained(load_params(abstract, params, str(directory)), _tokenizer(directory), config)
+
+
+def load_hf_sharded(directory: str | Path, mesh: Mesh, rules=DEFAULT_RULES, **config_overrides) -> Pretrained:
+    """``load_hf(directory)`` placed on ``mesh``, every device holding only its shard.
+
+    The decoder is built abstractly (``nnx.eval_shape``) and each parameter is made with
+    ``jax.make_array_from_callback`` at the sharding its logical axes get under ``rules``: a
+    device's block is read from the safetensors files with ``get_slice`` (only that block,
+    through ``convert.read_decoder_slice``: transposed weights at the transposed index, stacked
+    layers one layer at a time) and cast to the parameter dtype. Each distinct block is read
+    once per process. Raises ``ValueError`` naming every missing or mis-shaped tensor before
+    reading any.
+    """
+    directory = Path(directory)
+    config = _read_config(directory, config_overrides)
+    graphdef, state, rest = nnx.split(nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0), rules=rules)), nnx.Param, ...)
+    shapes = flatten_dict(nnx.to_pure_dict(state), sep="/")
+    shardings = flatten_dict(nnx.to_pure_dict(state_shardings(state, mesh, rules)), sep="/")
+    with contextlib.ExitStack() as files:
+        handles = [files.enter_context(safe_open(str(path), framework="numpy")) for path in _safetensors_files(directory)]
+        tensors = {name: handle for handle in handles for name in handle.keys()}
+        _check_tensors(tensors, shapes, config, str(directory))
+        arrays = {
+            path: _array_from_blocks(shape.shape, shardings[path], shape.dtype, _block_reader(path, tensors, config))
+            for path, shape in shapes.items()
+        }
+    nnx.replace_by_pure_dict(state, unflatten_dict(arrays, sep="/"))
+    return Pretrained(nnx.merge(graphdef, state, rest), _tokenizer(directory), config)
+
+
+def _read_config(directory: Path, overrides: dict[str, Any]) -> DecoderConfig:
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"config file not found: {config_path}")
-    config = config_from_hf(json.loads(config_path.read_text()), str(config_path), **config_overrides)
-    params = params_from_hf(read_safetensors(directory), config, str(directory))
-    abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
-    tokenizer = Tokenizer.from_pretrained(directory) if (directory / "tokenizer.json").is_file() else None
-    return Pretrained(load_params(abstract, params, str(directory)), tokenizer, config)
+    return config_from_hf(json.loads(config_path.read_text()), str(config_path), **overrides)
+
+
+def _tokenizer(directory: Path) -> Tokenizer | None:
+    return Tokenizer.from_pretrained(directory) if (directory / "tokenizer.json").is_file() else None
+
+
+def _sources(path: str, config: DecoderConfig) -> tuple[str, list[int | None]]:
+    """The decoder name of parameter ``path`` ("embed", "layers/q", ...) and the layers of its
+    torch tensors, stacked in that order (``[None]``: one tensor, not stacked)."""
+    *parents, name = path.split("/")
+    return name, (list(range(config.num_layers)) if parents == ["layers"] else [None])
+
+
+def _check_tensors(tensors: dict, shapes: dict, config: DecoderConfig, source: str) -> None:
+    """``ValueError`` naming every tensor the model needs that is missing or has another shape."""
+    problems = []
+    for path, target in shapes.items():
+        name, layers = _sources(path, config)
+        layout = decoder_layout(name, config)
+        shape = tuple(target.shape[1:] if layers != [None] else target.shape)
+        expected = shape if layout is None else (math.prod(layout[1]), math.prod(layout[0]))
+        for tensor in (hf_tensor_name(name, layer) for layer in layers):
+            found = tuple(tensors[tensor].get_slice(tensor).get_shape()) if tensor in tensors else None
+            if found is None:
+                problems.append(f"missing {tensor}")
+            elif found != expected:
+                problems.append(f"{tensor}: shape {found} != expected {expected}")
+    if problems:
+        raise ValueError(f"{source}: tensors do not fit the model: " + "; ".join(problems))
+
+
+def _block_reader(path: str, tensors: dict, config: DecoderConfig) -> Callable[[tuple[slice, ...]], np.ndarray]:
+    """``read(index)``: block ``index`` of decoder parameter ``path``; a stacked parameter reads
+    the block of each layer in ``index[0]``."""
+    name, layers = _sources(path, config)
+
+    def read(layer, index):
+        tensor = hf_tensor_name(name, layer)
+        return read_decoder_slice(name, tensors[tensor].get_slice(tensor), index, config)
+
+    if layers == [None]:
+        return lambda index: read(None, index)
+    return lambda index: np.stack([read(layer, index[1:]) for layer in layers[index[0]]])
+
+
+def _array_from_blocks(shape, sharding, dtype, read) -> jax.Array:
+    """``jax.make_array_from_callback`` reading each distinct block once (replicas share it)."""
+    blocks = {}
+
+    def block(index):
+        key = tuple((s.start, s.stop, s.step) for s in index)  # slices are unhashable before Python 3.12
+        if key not in blocks:
+            blocks[key] = np.asarray(read(index), dtype)
+        return blocks[key]
+
+    return jax.make_array_from_callback(tuple(shape), sharding, block)
