@@ -6,9 +6,10 @@
 
 The same call builds a 1-device mesh on one CPU and the 8-device simulated CPU mesh of the
 tests. It calls ``jax.make_mesh``, which on TPU orders devices by their physical torus
-coordinates, and on several hosts ``jax.devices()`` is the global device list once
-``jax.distributed.initialize`` has run; this project has so far run on CPUs only, so neither
-TPU slices nor several hosts are tested.
+coordinates, and on several processes ``jax.devices()`` is the global device list once
+``alignment.parallel.initialize`` has run. Tested: one process with simulated CPU devices, and
+two processes of one CPU device each on one machine over 127.0.0.1 (``tests/test_multihost.py``,
+a mesh spanning both). Not tested: TPU slices, and processes on separate machines.
 """
 
 from __future__ import annotations

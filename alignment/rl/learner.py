@@ -28,6 +28,13 @@ naming the step and the source once the step's flags are fetched, at the next sa
 host transfer or at the end of ``run``. Checkpoints (Orbax) hold the policy, the value model,
 the optimizer, the KL coefficient, the RNG key, the step and the prompt stream's position, so
 a resumed run continues exactly.
+
+The mesh may span several processes (``alignment.parallel.initialize``): every process runs
+the same learner on the same prompts and seed; response tokens, rewards, metrics and flags are
+gathered to every process (``alignment.parallel.to_host``), host data goes back through
+``from_host``, only process 0 writes metrics and shows the progress bar, and every process
+saves its shards of the checkpoints (``tests/test_multihost.py``: two processes match one
+process with two devices).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from alignment.models.decoder import Decoder
@@ -53,7 +60,7 @@ from alignment.models.heads import ValueModel
 from alignment.models.layers import positions_from_mask
 from alignment.models.partitioning import shard_model
 from alignment.models.tokenizer import Tokenizer
-from alignment.parallel import DEFAULT_RULES, with_logical_constraint
+from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host, with_logical_constraint
 from alignment.rl import advantages as adv
 from alignment.rl import kl
 from alignment.rl.losses import clipped_surrogate, token_logprobs_and_entropy, value_loss
@@ -349,8 +356,9 @@ class Learner:
         self.sampler = Sampler(sampler_config(config, (tokenizer.eos_id,), tokenizer.pad_id), mesh=mesh, rules=self.rules)
         self.step = 0
         self.position = 0
-        self.kl_coef = jnp.float32(config.kl_coef)
-        self.key = jax.random.key(config.seed)
+        self.kl_coef = self._on_mesh(np.float32(config.kl_coef), batch=False)
+        key = jax.random.key(config.seed)
+        self.key = key if mesh is None else jax.random.wrap_key_data(self._on_mesh(jax.random.key_data(key), batch=False))
         self._compilations = {"reference": 0, "advantages": 0}
         shardings = None if mesh is None else pin_to_mesh((self.trainable, self.optimizer), mesh)
         loss = functools.partial(policy_loss, config=config, prompt_length=self.sampler_prompt_length, rules=self.rules)
@@ -394,6 +402,16 @@ class Learner:
             prompt, prop = bad[0]
             raise ValueError(f"reference reward of property {self.properties[prop]!r} for prompt {prompt} is {out[prompt, prop]}")
         return out
+
+    def _on_mesh(self, x, batch: bool = True) -> jax.Array:
+        """Host data (the same on every process) on the mesh: rows over the logical "batch" axis,
+        or replicated; a plain device array without a mesh."""
+        if self.mesh is None:
+            return jnp.asarray(x)
+        x = np.asarray(x)
+        if not batch:
+            return from_host(x, NamedSharding(self.mesh, PartitionSpec()))
+        return from_host(x, logical_sharding(self.mesh, ("batch",) + (None,) * (x.ndim - 1), self.rules, shape=x.shape))
 
     def _mesh_context(self):
         return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
@@ -484,8 +502,8 @@ class Learner:
 
         mark = time.perf_counter()
         rows = np.repeat(indices, c.num_samples)
-        scores = score_all(self.reward_fns, [self.prompts[i] for i in rows], samples.texts, c.num_samples)
-        rewards = jnp.stack([jnp.asarray(scores[p], jnp.float32) for p in self.properties], axis=1)
+        scores = to_host(score_all(self.reward_fns, [self.prompts[i] for i in rows], samples.texts, c.num_samples))
+        rewards = self._on_mesh(np.stack([scores[p] for p in self.properties], axis=1).astype(np.float32))
         rewards.block_until_ready()
         times["time/score"] = time.perf_counter() - mark
 
@@ -504,7 +522,7 @@ class Learner:
         response_mask = out.response_mask[:, out.prompt_length :]
         with self._mesh_context():
             advantages, returns, metrics, flags = self._advantages(
-                rewards, jnp.asarray(self.references[rows]), jnp.asarray(samples.ended), old_logprobs, ref_logprobs,
+                rewards, self._on_mesh(self.references[rows]), self._on_mesh(samples.ended), old_logprobs, ref_logprobs,
                 values, response_mask, self.kl_coef,
             )
             batch = UpdateBatch(out.tokens, out.prompt_mask, out.response_mask, old_logprobs, ref_logprobs, advantages, returns, values)
@@ -550,7 +568,7 @@ class Learner:
         c = self.config
         total = c.num_steps if num_steps is None else num_steps
         self._open_outputs()
-        bar = tqdm(total=total, initial=self.step, disable=not progress, desc=f"{c.algorithm} learner")
+        bar = tqdm(total=total, initial=self.step, disable=not progress or not is_primary(), desc=f"{c.algorithm} learner")
         while self.step < total:
             self.train_step()
             bar.update(1)
@@ -568,7 +586,7 @@ class Learner:
     def flush(self) -> dict[str, float]:
         """Fetches and logs the pending steps' metrics (and checks their flags); returns the last."""
         self._check_flags()
-        fetched = jax.device_get([metrics for _, metrics, _ in self._unlogged])
+        fetched = to_host([metrics for _, metrics, _ in self._unlogged])
         for (step, _, times), metrics in zip(self._unlogged, fetched):
             record = {"step": step, **{k: float(v) for k, v in metrics.items()}, **times}
             self.history.append(record)
@@ -581,7 +599,7 @@ class Learner:
         """Raises ``FloatingPointError`` for the first step whose rewards, utility, loss or gradients were not finite."""
         if not self._unchecked:
             return
-        fetched = jax.device_get([flags for _, flags in self._unchecked])
+        fetched = to_host([flags for _, flags in self._unchecked])
         steps = [step for step, _ in self._unchecked]
         self._unchecked = []
         for step, flags in zip(steps, fetched):

@@ -56,6 +56,7 @@ from jax.sharding import Mesh
 
 from alignment import rewards
 from alignment.models.tokenizer import Tokenizer
+from alignment.parallel import to_host
 from alignment.rl.rollout import sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler, SamplerConfig, SamplingParams
@@ -285,7 +286,7 @@ def _module_fingerprint(module: nnx.Module) -> str:
         if dataclasses.is_dataclass(config):
             digest.update(repr((path, config)).encode())
     for path, variable in nnx.to_flat_state(nnx.state(module, nnx.Param)):
-        array = np.asarray(jax.device_get(variable.get_value()))
+        array = np.asarray(to_host(variable.get_value()))
         digest.update(repr((path, array.dtype.str, array.shape)).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
@@ -336,7 +337,7 @@ def _score(chats, texts: np.ndarray, reward_fns, batch_prompts: int) -> dict[str
     for start in range(0, num_prompts, batch_prompts):
         rows = range(start, min(start + batch_prompts, num_prompts))
         chunk = score_all(reward_fns, [chats[i] for i in rows for _ in range(k)], texts[rows.start : rows.stop].reshape(-1).tolist(), k)
-        chunks.append({name: jax.device_get(values) for name, values in chunk.items()})  # keeps the order
+        chunks.append({name: to_host(values) for name, values in chunk.items()})  # keeps the order
     return {name: np.concatenate([c[name] for c in chunks]).astype(np.float32).reshape(num_prompts, k) for name in chunks[0]}
 
 

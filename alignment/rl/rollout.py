@@ -4,7 +4,8 @@
 times, consecutively), so a fixed prompts-per-step and G keep one compiled sampling program
 per prompt-length bucket. ``Samples.texts`` are the responses without special tokens (what a
 reward model or a judge reads); ``Samples.ended`` says which responses emitted an EOS token
-within ``max_new_tokens`` (the others were cut off).
+within ``max_new_tokens`` (the others were cut off). Both are complete on every process of a
+multi-process mesh (``alignment.parallel.to_host``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from alignment.models.tokenizer import Tokenizer
+from alignment.parallel import to_host
 from alignment.sampling import SampleOutput, Sampler
 
 
@@ -36,7 +38,7 @@ def sample_groups(
     """``group_size`` responses to each prompt, rows ``[i * G, (i + 1) * G)`` for prompt i."""
     rows = [ids for ids in prompt_ids for _ in range(group_size)]
     output = sampler(policy, rows, key)
-    tokens, mask = jax.device_get((output.response_tokens, output.response_mask[:, output.prompt_length :]))
+    tokens, mask = to_host((output.response_tokens, output.response_mask[:, output.prompt_length :]))
     eos = np.isin(tokens, np.asarray(sampler.config.eos_ids)) & mask
     texts = [tokenizer.decode(row[m].tolist(), skip_special_tokens=True) for row, m in zip(tokens, mask)]
     return Samples(output, texts, eos.any(axis=1), mask.sum(axis=1))

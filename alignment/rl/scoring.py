@@ -18,6 +18,9 @@ runs of ``group_size`` rows are samples of one prompt (the learner's G). Three k
 
 Texts are re-encoded (not scored from the policy's tokens) so that a reward model may use
 another tokenizer or template than the policy.
+
+With a mesh that spans several processes, a model's rewards are global arrays sharded over the
+batch: read them with ``alignment.parallel.to_host`` (every process must call it).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from jax.sharding import Mesh
 from alignment.data.tokenization import ChatTokenizer, render
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.layers import positions_from_mask
-from alignment.parallel import DEFAULT_RULES, logical_sharding
+from alignment.parallel import DEFAULT_RULES, from_host, logical_sharding
 
 Chat = Sequence[Mapping[str, str]]
 
@@ -106,7 +109,7 @@ class _ModelScorer:
         inputs = (encoded.tokens, encoded.mask, encoded.prompt_last)
         if self.mesh is not None:
             names = {1: ("batch",), 2: ("batch", "length")}
-            inputs = tuple(jax.device_put(x, logical_sharding(self.mesh, names[x.ndim], self.rules, shape=x.shape)) for x in inputs)
+            inputs = tuple(from_host(x, logical_sharding(self.mesh, names[x.ndim], self.rules, shape=x.shape)) for x in inputs)
         graphdef, state = nnx.split(self.model)
         with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
             return self._forward(graphdef, state, *inputs)

@@ -35,7 +35,9 @@ batch), so the output is a deterministic function of the key and the padded batc
 Sharding: give a ``mesh`` and shard the model's parameters (``alignment.models.partitioning``);
 the batch then splits over the mesh axes of the logical "batch" axis (("data", "fsdp") by
 default), the KV cache by its logical axes, and the model's own constraints apply because the
-program runs under ``jax.set_mesh(mesh)``.
+program runs under ``jax.set_mesh(mesh)``. The mesh may span several processes
+(``alignment.parallel.distributed``): each process then passes the same prompts and key and
+holds its own shards of the output (``to_host`` gathers them).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from jax.sharding import Mesh
 
 from alignment.models.decoder import CACHE_AXES
 from alignment.models.layers import positions_from_mask
-from alignment.parallel import DEFAULT_RULES, logical_sharding, logical_to_mesh_axes, with_logical_constraint
+from alignment.parallel import DEFAULT_RULES, from_host, logical_sharding, logical_to_mesh_axes, with_logical_constraint
 from alignment.sampling.batching import bucket_size, check_buckets, left_pad, powers_of_two, token_lists
 from alignment.sampling.filters import SamplingParams, sample_logits
 
@@ -187,7 +189,7 @@ class Sampler:
         tokens, mask, active = left_pad(rows, batch, length, cfg.pad_id)
         inputs = (tokens, mask, active)
         if self.mesh is not None:
-            inputs = tuple(jax.device_put(x, self._batch_sharding(x)) for x in inputs)
+            inputs = tuple(from_host(x, self._batch_sharding(x)) for x in inputs)
         key = jax.random.key(0) if key is None else key
         graphdef, state = nnx.split(model)
         with self._mesh_context():

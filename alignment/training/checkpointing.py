@@ -15,7 +15,9 @@
 ``state`` is any pytree of arrays (e.g. ``nnx.state((model, optimizer))`` plus an RNG key's
 ``jax.random.key_data``); ``abstract_state`` holds ``jax.ShapeDtypeStruct`` leaves whose
 ``sharding`` says where each restored array goes, so a run can resume on a different mesh.
-``meta`` is JSON: data-iterator position, config, anything a resume needs.
+``meta`` is JSON: data-iterator position, config, anything a resume needs. On several processes
+every process calls ``save`` and ``restore`` with the same arguments (Orbax coordinates them,
+each process writing and reading its own shards), in a directory that all of them can reach.
 """
 
 from __future__ import annotations

@@ -22,15 +22,16 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-import jax
 import numpy as np
 from tensorboardX import SummaryWriter
+
+from alignment.parallel import is_primary
 
 
 class MetricsWriter:
     def __init__(self, workdir: str | Path):
         self.workdir = Path(workdir)
-        self.enabled = jax.process_index() == 0
+        self.enabled = is_primary()
         self._jsonl = None
         self._tensorboard = None
         if self.enabled:
