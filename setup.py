@@ -19,6 +19,9 @@ JAX_STACK = [
     # Training logs: TensorBoard event files without TensorFlow, and a progress bar.
     "tensorboardX>=2.6",
     "tqdm>=4.66",
+    # The launcher's flags (Fiddle's --config commands are absl flags) and the report's plots.
+    "absl-py>=2.1",
+    "matplotlib>=3.8",
 ]
 
 EXTRAS = {
@@ -43,6 +46,10 @@ EXTRAS = {
         "hypothesis>=6.100",
         # The learner's GAE, clipped surrogate and KL pieces are tested against rlax's.
         "rlax>=0.1.6",
+        # The quickstart notebook runs headless in the tests.
+        "nbclient>=0.10",
+        "nbformat>=5.10",
+        "ipykernel>=6.29",
     ],
     # Numerical parity checks and side-by-side benchmarks against torch + transformers.
     # On CPU-only machines install the CPU build of torch first.
@@ -67,10 +74,12 @@ setup(
         "logical-AND aggregation of several reward models, models, sampling, preference data "
         "and reward-model training."
     ),
-    # Only the library is installed. configs/ (experiment definitions) and launch/ (entry-point
-    # scripts) are run from a checkout of the repository, so no top-level package with a generic
-    # name such as "configs" lands in site-packages.
-    packages=find_packages(include=["alignment", "alignment.*"]),
+    # The library, plus the repository's configs/ and launch/ folders installed as the
+    # subpackages alignment.configs and alignment.launch (no top-level package with a generic
+    # name such as "configs" lands in site-packages).
+    packages=[*find_packages(include=["alignment", "alignment.*"]), "alignment.configs", "alignment.launch"],
+    package_dir={"alignment.configs": "configs", "alignment.launch": "launch"},
+    entry_points={"console_scripts": ["alignment-train = alignment.launch.train:run"]},
     python_requires=">=3.10",
     install_requires=JAX_STACK,
     extras_require=EXTRAS,

@@ -1,16 +1,25 @@
-"""Named Fiddle experiment definitions: functions returning ``fdl.Config`` / ``fdl.Partial``.
+"""Named Fiddle configs: functions returning ``fdl.Config`` / ``fdl.Partial``.
 
-``configs/`` is run from a checkout of the repository (setup.py does not install it). Each
-function returns a config; ``fdl.build`` turns it into the object it describes, and any field
-can be changed on the config before building. No command-line entry point reads these configs
-yet. For example::
+Installed as ``alignment.configs`` (setup.py maps this folder there). The experiment builders
+(``EXPERIMENTS``) are what ``launch/train.py --config config:NAME`` runs; ``utilities`` holds
+the utilities over several reward models as configs of their own; ``sweeps`` the functions
+for ``--config sweep:...``. Each function returns a config; ``fdl.build`` turns it into the
+object it describes, and any field can be changed on the config before building::
 
     import fiddle as fdl
     import jax.numpy as jnp
-    from configs import utilities
+    from alignment.configs import utilities
 
     config = utilities.reference()                     # the empirical 85th percentile
     config.quantile = 0.5                              # an override: the median instead
     reference = fdl.build(config)
     print(reference(jnp.array([[0.0, 1.0, 2.0, 3.0, 4.0]])))   # [2.]
 """
+
+from .experiments import paper_sandbox, quickstart, smoke
+from .sweeps import values
+from .tpu_pod import tpu_pod_1b, tpu_pod_8b
+
+EXPERIMENTS = ("quickstart", "paper_sandbox", "smoke", "tpu_pod_1b", "tpu_pod_8b")
+
+__all__ = ["EXPERIMENTS", "paper_sandbox", "quickstart", "smoke", "tpu_pod_1b", "tpu_pod_8b", "values"]

@@ -23,33 +23,29 @@ import fiddle as fdl
 import jax
 from jax.sharding import Mesh
 
-from alignment.experiment import Experiment, MeshSpec, PretrainedTask, RewardModelSpec, RunSpec, kl_sweep
+from alignment.experiment import Experiment, MeshSpec, PretrainedTask, RewardModelSpec
 from alignment.models import DecoderConfig, get_config
 from alignment.parallel import make_mesh
-from alignment.rl import LearnerConfig, ReferenceConfig, Utility
+from alignment.rl import LearnerConfig, ReferenceConfig
 from alignment.rl.lowering import LearnerLowering, lower_learner
 from alignment.training.reward_model import RewardTrainConfig
 
+from .experiments import runs
+
 # The decoder settings of every preset: bf16 activations and matmul inputs, float32 parameters
-# and optimizer state, each layer recomputed in the backward pass. (They belong on the task
-# once ``PretrainedTask`` carries decoder overrides; until then ``decoder_config`` applies them.)
+# and optimizer state, each layer recomputed in the backward pass.
 DECODER = {"dtype": "bfloat16", "param_dtype": "float32", "remat": "full"}
 KL_COEFS = (0.01, 0.03, 0.1, 0.3)
 PROMPT_TOKENS, RESPONSE_TOKENS = 256, 256
-
-
-def runs(kl_coefs=KL_COEFS) -> list[RunSpec]:
-    """RLOO at each KL weight for the LSC AND of Wang et al. (arXiv 2402.00742) and the raw sum."""
-    return kl_sweep("LSC AND", Utility("lsc", "sum"), kl_coefs) + kl_sweep("raw sum", Utility("identity", "sum"), kl_coefs)
 
 
 def _experiment(name: str, model: str, weights: str, mesh: fdl.Config, learner: fdl.Config) -> fdl.Config:
     return fdl.Config(
         Experiment,
         name=name,
-        task=fdl.Config(PretrainedTask, model=model, weights=weights, alignment_prompts=4096, eval_prompts=512,
+        task=fdl.Config(PretrainedTask, model=model, decoder_overrides=dict(DECODER), weights=weights, alignment_prompts=4096, eval_prompts=512,
                         eval_samples=2, max_prompt_length=PROMPT_TOKENS, max_new_tokens=RESPONSE_TOKENS),
-        runs=runs(),
+        runs=runs(KL_COEFS),
         learner=learner,
         reward_models=fdl.Config(RewardModelSpec, batch_size=64, max_length=PROMPT_TOKENS + RESPONSE_TOKENS,
                                  train=fdl.Config(RewardTrainConfig, learning_rate=1e-5, warmup_steps=20, num_steps=1000)),
@@ -95,8 +91,8 @@ def tpu_pod_8b() -> fdl.Config:
 
 
 def decoder_config(task: PretrainedTask, **overrides) -> DecoderConfig:
-    """The task's decoder preset with ``DECODER`` and then ``overrides`` applied."""
-    return get_config(task.model, **{**DECODER, **overrides})
+    """The task's decoder preset with its ``decoder_overrides`` and then ``overrides`` applied."""
+    return get_config(task.model, **{**task.decoder_overrides, **overrides})
 
 
 def shrink(spec: MeshSpec, num_devices: int) -> MeshSpec:

@@ -8,19 +8,27 @@
 * ``box``: the default gold-reward sandbox, built once per session into a temporary cache.
 * ``byte_tokenizer``: a tiny byte-level tokenizer with a ChatML template (``ByteChatTokenizer``),
   a stand-in for ``alignment.models.tokenizer.Tokenizer`` in the data tests.
-* The repository root is put on ``sys.path``: ``configs/`` and ``launch/`` are not installed
-  (see setup.py), and tests import them from the checkout.
+* A persistent JAX compilation cache shared by the session and its subprocesses.
+* The repository root is put on ``sys.path`` (the tests import ``benchmarks`` and ``tests`` helpers
+  from the checkout).
 """
 
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
 import pytest
 
 jax.config.update("jax_num_cpu_devices", 8)
+# One persistent compilation cache for the session and the subprocesses it starts (the launcher,
+# the notebook kernel, multi-process jobs): programs that several tests compile are compiled once.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="alignment-tests-jax-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alignment import rewards
-from configs import utilities
+from alignment.configs import utilities
 
 CANDIDATES = {"helpful": jnp.array([1.0, 6.0]), "harmless": jnp.array([1.5, -2.0])}
 REFERENCES = {"helpful": jnp.array([1.0]), "harmless": jnp.array([1.0])}

@@ -53,13 +53,18 @@ def _setup_arguments(monkeypatch) -> dict:
     return captured
 
 
-def test_setup_installs_only_the_library(monkeypatch):
-    packages = _setup_arguments(monkeypatch)["packages"]
+def test_setup_installs_everything_under_alignment(monkeypatch):
+    """Every package lands under ``alignment``; configs/ and launch/ as alignment.configs and
+    alignment.launch (no top-level ``configs`` in site-packages)."""
+    arguments = _setup_arguments(monkeypatch)
+    packages, folders = arguments["packages"], arguments["package_dir"]
     assert "alignment" in packages and all(p == "alignment" or p.startswith("alignment.") for p in packages), packages
+    assert folders == {"alignment.configs": "configs", "alignment.launch": "launch"}
     for package in packages:
-        assert (ROOT / package.replace(".", "/") / "__init__.py").is_file(), package
+        folder = folders.get(package, package.replace(".", "/"))
+        assert (ROOT / folder / "__init__.py").is_file(), package
     on_disk = {p.parent.relative_to(ROOT).as_posix().replace("/", ".") for p in (ROOT / "alignment").rglob("__init__.py")}
-    assert set(packages) == on_disk
+    assert set(packages) == on_disk | set(folders)
 
 
 def test_setup_declares_only_what_the_code_imports(monkeypatch):

@@ -24,7 +24,7 @@ from alignment.models.loaders.convert import hf_tensor_name
 from alignment.parallel import make_mesh
 from alignment.rl import LearnerConfig
 from alignment.rl.lowering import lower_learner
-from configs import tpu_pod
+from alignment.configs import tpu_pod
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (simulated) devices")
 

@@ -1,0 +1,38 @@
+"""Experiments: the whole pipeline of a paper-style run as one config (``spec``).
+
+An ``Experiment`` (built by Fiddle from ``configs/``, or by hand in a notebook) names the task,
+the proxy reward models, the reference stage, the learner runs, best-of-k and the evaluation;
+``run_experiment(experiment, workdir)`` runs it to a report (``runner``), one stage function
+at a time in a notebook through ``Pipeline`` (``.task``, ``.proxies``, ``.base_rewards``,
+``.align(run)``, ``.best_of_k()``, ...).
+"""
+
+from alignment.experiment.spec import (
+    BestOfKSpec,
+    EvaluationSpec,
+    Experiment,
+    MeshSpec,
+    PretrainedTask,
+    RewardModelSpec,
+    RunSpec,
+    SandboxTask,
+)
+from alignment.experiment.runner import Pipeline, PolicyJudge, run_experiment, train_reward_models
+from alignment.experiment.tasks import TaskData, prepare_task
+
+__all__ = [
+    "BestOfKSpec",
+    "EvaluationSpec",
+    "Experiment",
+    "MeshSpec",
+    "PretrainedTask",
+    "RewardModelSpec",
+    "RunSpec",
+    "Pipeline",
+    "PolicyJudge",
+    "SandboxTask",
+    "TaskData",
+    "prepare_task",
+    "run_experiment",
+    "train_reward_models",
+]

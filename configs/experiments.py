@@ -1,0 +1,139 @@
+"""Experiments as Fiddle configs: each builder returns the ``fdl.Config`` of a whole run.
+
+    python launch/train.py --config config:quickstart --workdir runs/quickstart
+    python launch/train.py --config config:paper_sandbox --config set:learner.num_steps=24 --workdir runs/paper
+    python launch/train.py --config config:quickstart --sweep learner.num_steps=8,16 --workdir runs/steps
+
+Builders (``--config config:NAME``): ``quickstart``, ``paper_sandbox``,
+``smollm2_helpful_harmless``; the TPU-pod presets live in ``configs/tpu_pod.py``. The runs
+compare the log-sigmoid-centred AND of Wang et al., "Transforming and Combining Rewards for
+Aligning Large Language Models" (arXiv 2402.00742), with the raw sum of rewards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import fiddle as fdl
+
+from alignment.experiment import (
+    BestOfKSpec,
+    EvaluationSpec,
+    Experiment,
+    RewardModelSpec,
+    RunSpec,
+    SandboxTask,
+)
+from alignment.rl import LearnerConfig, ReferenceConfig, Utility
+from alignment.training.reward_model import RewardTrainConfig
+
+LSC_AND = ("LSC AND", "lsc")
+RAW_SUM = ("raw sum", "identity")
+# PPO on the sandbox: 4 optimizer steps per rollout at a smaller learning rate, Monte-Carlo
+# returns (gae_lambda = 1 in the base learner) and a critic with its own backbone.
+PPO_OVERRIDES = {"learning_rate": 1e-4, "epochs": 2, "minibatches": 2}
+
+
+def utility(transform: str) -> fdl.Config:
+    """The sum over properties of the transformed rewards (``alignment.rl.Utility``)."""
+    return fdl.Config(Utility, transform=transform, aggregator="sum")
+
+
+def runs(
+    kl_coefs: Sequence[float],
+    curves: Sequence[tuple[str, str]] = (LSC_AND, RAW_SUM),
+    algorithms: Sequence[str] = ("rloo",),
+    properties: tuple[str, ...] | None = None,
+    **fields,
+) -> list[fdl.Config]:
+    """One ``RunSpec`` per (curve, algorithm, KL weight), named ``<curve>-<algorithm>-kl<beta>``
+    (plus ``-<property>`` for single-property runs)."""
+    out = []
+    for label, transform in curves:
+        for algorithm in algorithms:
+            for beta in kl_coefs:
+                suffix = "" if properties is None else "-" + "-".join(properties)
+                name = f"{label.lower().replace(' ', '_')}-{algorithm}-kl{beta:g}{suffix}"
+                overrides = dict(PPO_OVERRIDES) if algorithm == "ppo" else {}
+                out.append(fdl.Config(RunSpec, name=name, label=label, utility=utility(transform), kl_coef=beta,
+                                      algorithm=algorithm, properties=properties, learner_overrides=overrides, **fields))
+    return out
+
+
+def sandbox_learner(**overrides) -> fdl.Config:
+    """Defaults on the sandbox: 16 prompts x 4 samples a step, RLOO's learning rate (PPO runs
+    replace some fields: ``PPO_OVERRIDES``)."""
+    fields = dict(prompts_per_step=16, num_samples=4, max_prompt_length=32, max_new_tokens=112, learning_rate=3e-4,
+                  num_steps=12, gae_lambda=1.0)
+    return fdl.Config(LearnerConfig, **{**fields, **overrides})
+
+
+def quickstart() -> fdl.Config:
+    """The sandbox end to end in minutes on a laptop CPU: BT proxies for helpful and harmless,
+    LSC AND versus the raw sum with RLOO at three KL weights, best-of-k, and the report."""
+    return fdl.Config(
+        Experiment,
+        name="quickstart",
+        task=fdl.Config(SandboxTask, alignment_prompts=128, eval_prompts=64, eval_samples=2),
+        runs=runs(kl_coefs=(0.05, 0.2, 0.8)),
+        learner=sandbox_learner(num_steps=10),
+        reward_models=fdl.Config(RewardModelSpec, train=fdl.Config(RewardTrainConfig, learning_rate=1e-3, warmup_steps=10,
+                                                                    num_steps=150, weight_decay=0.01)),
+        reference=fdl.Config(ReferenceConfig, num_samples=8, max_new_tokens=112, max_prompt_length=32, batch_prompts=64),
+        best_of_k=fdl.Config(BestOfKSpec, ks=(1, 4, 16), eval_prompts=48),
+        evaluation=fdl.Config(EvaluationSpec, every=5),
+    )
+
+
+def paper_sandbox() -> fdl.Config:
+    """The reproduction grid on the sandbox (the claims of arXiv 2402.00742 and the GPM's):
+
+    * helpful AND harmless: LSC AND versus the raw sum, PPO and RLOO, at four KL weights;
+    * helpful alone: LSC versus the raw reward, PPO and RLOO, at the same KL weights;
+    * r_ref sensitivity: LSC AND with RLOO at KL 0.2, q in {0.5, 0.85, 0.95}, empirical versus gaussian;
+    * a GPM as the helpfulness reward (GPO through the learner), against the BT run beside it;
+    * best-of-k for k in {1, 4, 16, 64}, reranked by LSC AND and by the raw sum.
+    """
+    kl_coefs = (0.02, 0.05, 0.2, 0.8)
+    grid = [
+        *runs(kl_coefs, algorithms=("rloo", "ppo")),
+        *runs(kl_coefs, curves=(("LSC helpful", "lsc"), ("raw helpful", "identity")), algorithms=("rloo", "ppo"),
+              properties=("helpful",)),
+    ]
+    sensitivity = [
+        fdl.Config(RunSpec, name=f"lsc_and-rloo-kl0.2-{method}-q{q:g}", label=f"LSC AND {method} q={q:g}",
+                   utility=utility("lsc"), kl_coef=0.2, reference_method=method, quantile=q)
+        for method in ("empirical", "gaussian")
+        for q in (0.5, 0.85, 0.95)
+        if (method, q) != ("empirical", 0.85)  # the main grid's run
+    ]
+    gpm = [fdl.Config(RunSpec, name="gpm_lsc-rloo-kl0.2-helpful", label="GPM LSC helpful", utility=utility("lsc"), kl_coef=0.2,
+                      properties=("helpful",), reward_model="gpm")]
+    config = quickstart()
+    config.name = "paper_sandbox"
+    config.task.eval_prompts = 90  # the whole "eval" split of the default sandbox
+    config.runs = [*grid, *sensitivity, *gpm]
+    config.learner = sandbox_learner(num_steps=12)
+    config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 4, 16, 64), eval_prompts=48)
+    config.evaluation = fdl.Config(EvaluationSpec, every=4)
+    return config
+
+
+
+def smoke() -> fdl.Config:
+    """The quickstart shrunk to a few tens of seconds (after the sandbox is cached): one LSC AND
+    run of 2 steps, a 20-step proxy, 16 held-out prompts, best-of-k up to 4. For checking a setup
+    and for the tests; its numbers mean nothing."""
+    config = quickstart()
+    config.name = "smoke"
+    config.task.alignment_prompts = 16
+    config.task.eval_prompts = 16
+    config.runs = runs(kl_coefs=(0.2,), curves=(LSC_AND,))
+    config.learner = sandbox_learner(num_steps=2, prompts_per_step=4)
+    config.reward_models.train.num_steps = 20
+    config.reward_models.train.warmup_steps = 2
+    config.reference.num_samples = 4
+    config.reference.batch_prompts = 16
+    config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 4), eval_prompts=8)
+    config.evaluation = fdl.Config(EvaluationSpec, every=1)
+    return config

@@ -1,0 +1,16 @@
+"""Sweeps for ``--config sweep:...``: functions returning one override dict per run.
+
+    --config "sweep:values('learner.kl_coef', [0.05, 0.2])"   # two runs, one directory each
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def values(path: str, choices: Sequence[Any]) -> list[dict[str, Any]]:
+    """One run per value of the config field at ``path`` (a ``set:``-style path, e.g. ``learner.kl_coef``)."""
+    if not choices:
+        raise ValueError(f"sweep over {path!r} needs at least one value")
+    return [{path: value} for value in choices]

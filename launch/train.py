@@ -1,0 +1,101 @@
+"""The one entry point: an experiment from Fiddle flags, run to its report.
+
+    alignment-train --config config:quickstart --workdir runs/quickstart
+    python launch/train.py --config config:paper_sandbox --config set:learner.num_steps=24 --workdir runs/paper
+    python launch/train.py --config config:quickstart \\
+        --config "sweep:values('learner.kl_coef', [0.05, 0.2])" --workdir runs/kl
+
+``--config`` takes Fiddle's commands in order: ``config:NAME`` (a builder of
+``alignment.configs``), ``set:path=value``, ``fiddler:NAME`` and ``sweep:NAME(...)``; a sweep
+runs one experiment per item, each in ``<workdir>/<override>=<value>``. Each run directory gets
+its fully resolved config (``config.json``, Fiddle's serialisation, and ``config.txt``, one
+line per field) before anything runs. Several processes (``launch/multihost.py``, a TPU pod)
+each run this same command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import fiddle as fdl
+import jax
+from absl import app, flags, logging
+from fiddle import absl_flags as fdl_flags
+from fiddle import printing
+from fiddle.experimental import serialization
+
+from alignment import configs
+from alignment.experiment import Experiment, run_experiment
+from alignment.parallel import distributed
+
+_CONFIG = fdl_flags.DEFINE_fiddle_sweep(
+    "config", default_module=configs, help="config:NAME, then any set:, fiddler: and sweep: commands (Fiddle)."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "The run directory (one subdirectory per sweep item).", required=True)
+_SANDBOX_CACHE = flags.DEFINE_string("sandbox_cache", None, "The sandbox cache (default: $ALIGNMENT_SANDBOX_CACHE, else ~/.cache).")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars (stage lines are always printed).")
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache", None,
+    "JAX's persistent compilation cache: a later run, or the next item of a sweep, reuses the compiled programs "
+    "(default: $JAX_COMPILATION_CACHE_DIR, else $ALIGNMENT_CACHE/jax, else ~/.cache/alignment/jax; 'none' turns it off).",
+)
+
+
+def compilation_cache_dir(flag: str | None) -> Path | None:
+    """Where compiled programs are kept between runs (the flag's help says the order)."""
+    if flag is not None:
+        return None if flag.lower() == "none" else Path(flag)
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    if os.environ.get("ALIGNMENT_CACHE"):
+        return Path(os.environ["ALIGNMENT_CACHE"]) / "jax"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment" / "jax"
+
+
+def run_directory(workdir: Path, overrides: dict, many: bool) -> Path:
+    """``workdir`` itself, or one subdirectory per sweep item named by its overrides."""
+    if not many:
+        return workdir
+    name = ",".join(f"{key}={value}" for key, value in sorted(overrides.items()))
+    return workdir / re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
+
+
+def write_resolved_config(config: fdl.Buildable, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(serialization.dump_json(config, indent=1))
+    (directory / "config.txt").write_text(printing.as_str_flattened(config) + "\n")
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint at INFO
+    cache = compilation_cache_dir(_COMPILATION_CACHE.value)
+    if cache is not None:
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    distributed.initialize()
+    items = _CONFIG.value
+    for item in items:
+        if not (isinstance(item.config, fdl.Config) and fdl.get_callable(item.config) is Experiment):
+            raise app.UsageError(
+                f"--config config:NAME must name an experiment builder; {fdl.get_callable(item.config).__name__} is not one. "
+                f"Valid: {', '.join(configs.EXPERIMENTS)}"
+            )
+        directory = run_directory(Path(_WORKDIR.value), dict(item.overrides_applied), len(items) > 1)
+        if distributed.is_primary():
+            write_resolved_config(item.config, directory)
+        run_experiment(fdl.build(item.config), directory, cache_dir=_SANDBOX_CACHE.value, progress=_PROGRESS.value)
+        print(f"[experiment] report: {directory / 'report' / 'report.md'}", flush=True)
+
+
+def run() -> None:
+    """The ``alignment-train`` console script."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,85 @@
+"""Experiments: the Fiddle configs build, bad specs fail clearly, and the launcher runs a
+command-line sweep (one directory per value, each with its resolved config and report) that
+resumes without redoing finished runs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import fiddle as fdl
+import pytest
+
+from alignment import configs
+from alignment.experiment import Experiment, RunSpec, SandboxTask
+from alignment.rl import Utility
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", configs.EXPERIMENTS)
+def test_every_experiment_config_builds(name):
+    experiment = fdl.build(getattr(configs, name)())
+    assert isinstance(experiment, Experiment) and experiment.runs
+    for run in experiment.runs:
+        learner = run.learner_config(experiment.learner)
+        assert (learner.kl_coef, learner.algorithm, learner.utility) == (run.kl_coef, run.algorithm, run.utility)
+
+
+def test_paper_sandbox_covers_the_grid():
+    runs = fdl.build(configs.paper_sandbox()).runs
+    assert {(r.utility.transform, r.algorithm, r.properties) for r in runs} >= {
+        (t, a, p) for t in ("lsc", "identity") for a in ("ppo", "rloo") for p in (None, ("helpful",))
+    }
+    assert {(r.reference_method, r.quantile) for r in runs} == {(m, q) for m in ("empirical", "gaussian") for q in (0.5, 0.85, 0.95)}
+    assert any(r.reward_model == "gpm" for r in runs)
+    ppo = next(r for r in runs if r.algorithm == "ppo")
+    assert ppo.learner_config(fdl.build(configs.paper_sandbox()).learner).epochs == 2
+
+
+def test_bad_specs_name_the_problem():
+    with pytest.raises(ValueError, match="unknown LearnerConfig fields \\['learning_rte'\\]"):
+        RunSpec("a", "A", learner_overrides={"learning_rte": 1.0})
+    with pytest.raises(ValueError, match="unknown reference_method 'median'; valid: empirical, gaussian"):
+        RunSpec("a", "A", reference_method="median")
+    with pytest.raises(ValueError, match="run names must be unique; repeated: \\['a'\\]"):
+        Experiment("x", SandboxTask(), runs=[RunSpec("a", "A"), RunSpec("a", "B", utility=Utility("identity"))])
+
+
+def _train(*args: str, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, str(ROOT / "launch" / "train.py"), "--sandbox_cache", str(cache), "--noprogress", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_a_command_line_sweep_runs_one_experiment_per_value_and_resumes(box, tmp_path):
+    cache = box.directory.parent  # the session's sandbox, already built
+    sweep = "sweep:values('runs[0].kl_coef', [0.1, 0.5])"
+    done = _train("--config", "config:smoke", "--config", sweep, "--workdir", str(tmp_path), cache=cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for value in (0.1, 0.5):
+        directory = tmp_path / f"runs_0_.kl_coef={value}"  # the override, made a safe file name
+        assert f"runs[0].kl_coef: float = {value}" in (directory / "config.txt").read_text()
+        assert json.loads((directory / "config.json").read_text())
+        results = json.loads((directory / "report" / "results.json").read_text())
+        assert [run["kl_coef"] for run in results["runs"]] == [value]
+        assert [c["step"] for c in results["runs"][0]["checkpoints"]] == [1, 2]
+        assert {c["claim"] for c in results["claims"]} >= {"1", "5", "GPM 1"}
+        assert "## Claims" in (directory / "report" / "report.md").read_text()
+        assert (directory / "report" / "win_rate_vs_kl.png").stat().st_size > 0
+    assert done.stdout.count("[experiment] run lsc_and-rloo-kl0.2: ") == 2
+
+    # The same experiment again in its directory: the finished run is read back, not retrained.
+    directory = tmp_path / "runs_0_.kl_coef=0.1"
+    again = _train("--config", "config:smoke", "--config", "set:runs[0].kl_coef=0.1", "--workdir", str(directory), cache=cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[experiment] report" in again.stdout and "[experiment] run " not in again.stdout
+    saved = json.loads((directory / "runs" / "lsc_and-rloo-kl0.2" / "result.json").read_text())
+    assert json.loads((directory / "report" / "results.json").read_text())["runs"][0]["checkpoints"] == saved["checkpoints"]
+
+
+def test_an_unknown_config_name_lists_the_valid_ones(tmp_path):
+    done = _train("--config", "config:quikstart", "--workdir", str(tmp_path), cache=tmp_path)
+    assert done.returncode != 0
+    assert "quikstart" in done.stderr and "quickstart, smoke" in done.stderr
