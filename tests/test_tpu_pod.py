@@ -6,7 +6,9 @@ import contextlib
 import json
 import math
 import re
+import subprocess
 import types
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +27,8 @@ from alignment.parallel import make_mesh
 from alignment.rl import LearnerConfig
 from alignment.rl.lowering import lower_learner
 from alignment.configs import tpu_pod
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (simulated) devices")
 
@@ -196,3 +200,11 @@ def test_ppo_lowers_with_a_shared_or_separate_value_model():
     separate = lower_learner(decoder, config, mesh, value="separate").parameters
     assert "value/kernel" in shared and not any(p.startswith("value/backbone") for p in shared)
     assert separate["value/backbone/layers/q"] == separate["policy/layers/q"]
+
+
+def test_the_cloud_tpu_scripts_parse_and_start_every_worker_distributed():
+    scripts = sorted((ROOT / "launch" / "tpu").glob("*.sh"))
+    assert {p.name for p in scripts} == {"common.sh", "create.sh", "run.sh", "fetch.sh", "delete.sh"}
+    for script in scripts:
+        subprocess.run(["bash", "-n", str(script)], check=True)
+    assert "ALIGNMENT_AUTO_DISTRIBUTED=1 python3 launch/train.py" in (ROOT / "launch" / "tpu" / "run.sh").read_text()
