@@ -3,9 +3,11 @@
     python launch/train.py --config config:quickstart --workdir runs/quickstart
     python launch/train.py --config config:paper_sandbox --config set:learner.num_steps=24 --workdir runs/paper
     python launch/train.py --config config:quickstart --sweep learner.num_steps=8,16 --workdir runs/steps
+    python launch/train.py --config config:smollm2_helpful_harmless --config fiddler:cpu_check --workdir runs/check
 
 Builders (``--config config:NAME``): ``quickstart``, ``paper_sandbox``,
-``smollm2_helpful_harmless``; the TPU-pod presets live in ``configs/tpu_pod.py``. The runs
+``smollm2_helpful_harmless``; the TPU-pod presets live in ``configs/tpu_pod.py``. Fiddlers
+(``--config fiddler:NAME``): ``cpu_check``. The runs
 compare the log-sigmoid-centred AND of Wang et al., "Transforming and Combining Rewards for
 Aligning Large Language Models" (arXiv 2402.00742), with the raw sum of rewards.
 """
@@ -20,6 +22,7 @@ from alignment.experiment import (
     BestOfKSpec,
     EvaluationSpec,
     Experiment,
+    PretrainedTask,
     RewardModelSpec,
     RunSpec,
     SandboxTask,
@@ -137,3 +140,67 @@ def smoke() -> fdl.Config:
     config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 4), eval_prompts=8)
     config.evaluation = fdl.Config(EvaluationSpec, every=1)
     return config
+
+
+# SmolLM2 on real preferences: prompts and responses in tokens, and the hash splits of the
+# files' prompts. A quarter of the prompts train the judge (HH-RLHF has 2,312 pairs; the
+# default 5 % would leave it about 120), a tenth are held out for judging.
+SMOLLM2_PROMPT_TOKENS, SMOLLM2_RESPONSE_TOKENS = 128, 96
+SMOLLM2_SPLITS = {"reward_train": 0.35, "reward_eval": 0.25, "policy": 0.3, "eval": 0.1}
+
+
+def smollm2_helpful_harmless() -> fdl.Config:
+    """SmolLM2-135M-Instruct as pi_0 on real preference data, sized for one accelerator:
+
+    * proxies: a Bradley-Terry model with a head per property, fine-tuned from SmolLM2 on the
+      "reward_train" pairs of AlpacaEval (helpful, 4,000 pairs) and HH-RLHF harmless-base (harmless,
+      all of its ~800);
+    * judge: the same kind of model trained on the "reward_eval" pairs (~2,600 and ~600), which the
+      proxies never see;
+    * runs: LSC AND versus the raw sum with RLOO at KL weights 0.01, 0.05 and 0.2; 400 prompts of
+      at most 128 tokens (after the chat template; longer ones are dropped and counted in the
+      report's data section), 64 prompts x 4 samples a step, 96 new tokens, 200 steps, judged
+      every 50 on 128 held-out prompts x 4 samples;
+    * best-of-k for k in {1, 4, 16} on 64 held-out prompts.
+
+    The data come from ``$ALIGNMENT_SHARED_DATA`` or ``../shared/data`` (``set:task.data_dir=...``
+    elsewhere). ``fiddler:cpu_check`` shrinks it to minutes on a CPU.
+    """
+    prompt, response = SMOLLM2_PROMPT_TOKENS, SMOLLM2_RESPONSE_TOKENS
+    return fdl.Config(
+        Experiment,
+        name="smollm2_helpful_harmless",
+        task=fdl.Config(PretrainedTask, model="smollm2-135m", decoder_overrides={"dtype": "bfloat16"}, splits=dict(SMOLLM2_SPLITS),
+                        reward_pairs=4000, judge_pairs=4000, alignment_prompts=400, eval_prompts=128, eval_samples=4,
+                        max_prompt_length=prompt, max_new_tokens=response),
+        runs=runs(kl_coefs=(0.01, 0.05, 0.2)),
+        learner=fdl.Config(LearnerConfig, prompts_per_step=64, num_samples=4, max_prompt_length=prompt, max_new_tokens=response,
+                           minibatches=2, learning_rate=2e-6, warmup_steps=10, num_steps=200, log_every=5, checkpoint_every=50),
+        reward_models=fdl.Config(RewardModelSpec, batch_size=32, train_max_length=384, max_length=prompt + response + 32,
+                                 train=fdl.Config(RewardTrainConfig, learning_rate=1e-5, warmup_steps=20, num_steps=300,
+                                                  weight_decay=0.01)),
+        reference=fdl.Config(ReferenceConfig, num_samples=16, max_new_tokens=response, max_prompt_length=prompt, batch_prompts=64),
+        best_of_k=fdl.Config(BestOfKSpec, ks=(1, 4, 16), eval_prompts=64),
+        evaluation=fdl.Config(EvaluationSpec, every=50),
+    )
+
+
+def cpu_check(config: fdl.Config) -> None:
+    """A fiddler that shrinks ``smollm2_helpful_harmless`` to minutes on a 2-core CPU: linear-probe
+    reward models (``trainable="head"``) of 4 steps on 16 pairs a property, one LSC AND and one
+    raw-sum run of 2 steps of 2 prompts x 2 samples with 16 new tokens, 4 held-out prompts,
+    best-of-k up to 2. It checks that the pipeline runs; its numbers mean nothing."""
+    config.task.reward_pairs = config.task.judge_pairs = 16
+    config.task.alignment_prompts = config.task.eval_prompts = 4
+    config.task.eval_samples = 2
+    config.task.max_new_tokens = 16
+    config.runs = runs(kl_coefs=(0.05,))
+    for field, value in dict(prompts_per_step=2, num_samples=2, max_new_tokens=16, minibatches=1, warmup_steps=0, num_steps=2,
+                             log_every=1, checkpoint_every=0).items():
+        setattr(config.learner, field, value)
+    config.reward_models.batch_size, config.reward_models.train_max_length = 8, 64
+    config.reward_models.max_length = config.task.max_prompt_length + 32
+    config.reward_models.train = fdl.Config(RewardTrainConfig, learning_rate=1e-3, num_steps=4, trainable="head")
+    config.reference.num_samples, config.reference.batch_prompts, config.reference.max_new_tokens = 4, 4, 16
+    config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 2), eval_prompts=4)
+    config.evaluation.every = 0

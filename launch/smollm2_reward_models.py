@@ -28,7 +28,6 @@ import argparse
 import importlib.util
 import itertools
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,15 +35,16 @@ from pathlib import Path
 import numpy as np
 
 from alignment import data
+from alignment.data import DATA_ENV, default_data_dir
 from alignment.models import load_smollm2
 from alignment.training.linear_probe import fit_linear_head, pair_features, probe_accuracy
 
-DATA_ENV = "ALIGNMENT_SHARED_DATA"
+# name: (file, format), read with the format's ``alignment.data.READER_OPTIONS``: pairs whose
+# responses are identical (AlpacaEval's reference model judged against itself, label 0.5) carry
+# no preference and are skipped and counted.
 PROPERTIES = {
-    # name: (file, reader options). Pairs whose responses are identical (AlpacaEval's reference
-    # model judged against itself, label 0.5) carry no preference and are skipped and counted.
-    "harmless": ("hh-rlhf/harmless-base-test.jsonl.gz", {"format": "hh", "allow_empty_responses": True}),
-    "helpful": ("alpaca-eval-prefs/pairs.jsonl.gz", {"format": "alpaca_eval", "on_error": "skip"}),
+    "harmless": ("hh-rlhf/harmless-base-test.jsonl.gz", "hh"),
+    "helpful": ("alpaca-eval-prefs/pairs.jsonl.gz", "alpaca_eval"),
 }
 HELD_OUT = ("reward_eval", "eval", "policy")
 
@@ -65,13 +65,6 @@ def length_baseline(train, held_out) -> tuple[float, str]:
 
     sign = 1 if agreement(train, 1) >= agreement(train, -1) else -1
     return agreement(held_out, sign), "longer" if sign > 0 else "shorter"
-
-
-def default_data_dir() -> Path:
-    """``$ALIGNMENT_SHARED_DATA`` if set, else ``../shared/data`` beside the repository."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -106,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "properties": {}}
     for name in args.properties:
         start = time.perf_counter()
-        path, options = PROPERTIES[name]
-        loaded = data.load_preferences(args.data / path, property=name, **options)
+        path, format = PROPERTIES[name]
+        loaded = data.load_shared(args.data / path, format, property=name)
         train, held_out = select(loaded.records, args.train_pairs, args.eval_pairs)
         batcher = data.RewardBatcher(
             tokenizer.pad_id, args.batch_size, args.max_length, buckets=(64, 96, 128, 160), min_context_tokens=16

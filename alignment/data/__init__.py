@@ -17,19 +17,23 @@ Typical use, on a file of one JSON object per line in any format of ``FORMATS``:
 
 The formats and their fields are listed in ``alignment.data.formats``. TFDS builders and seqio
 tasks over the same files are in ``alignment.data.tfds_builder`` and ``alignment.data.seqio_tasks``
-(they need the ``[seqio]`` extra and are not imported here).
+(they need the ``[seqio]`` extra and are not imported here). The shared directory of real files
+and the reader options they need: ``alignment.data.shared`` (``data_dir``, ``load_shared``).
 """
 from alignment.data.batching import RewardBatch, RewardBatcher, TruncationStats
 from alignment.data.errors import REASONS, DataError, FieldError, ParseReport
 from alignment.data.formats import FORMATS, Format, detect_format, get_format, register_format
 from alignment.data.reader import Loaded, PreferenceReader, load_preferences, open_binary
 from alignment.data.records import ROLES, Message, PreferenceRecord
+from alignment.data.shared import DATA_ENV, READER_OPTIONS, check_file, data_dir, default_data_dir, load_shared
 from alignment.data.splits import DEFAULT_SPLITS, assign_split, filter_split, split_records
 from alignment.data.tokenization import ChatTokenizer, EncodedPair, encode_pair, render
 
 __all__ = [
+    "DATA_ENV",
     "DEFAULT_SPLITS",
     "FORMATS",
+    "READER_OPTIONS",
     "REASONS",
     "ROLES",
     "ChatTokenizer",
@@ -46,11 +50,15 @@ __all__ = [
     "RewardBatcher",
     "TruncationStats",
     "assign_split",
+    "check_file",
+    "data_dir",
+    "default_data_dir",
     "detect_format",
     "encode_pair",
     "filter_split",
     "get_format",
     "load_preferences",
+    "load_shared",
     "open_binary",
     "register_format",
     "render",

@@ -239,6 +239,24 @@ def _reference_text(run: Mapping) -> str:
     return f"{method} q={quantile:g}"
 
 
+def _data_lines(data: Mapping) -> list[str]:
+    """What a task read from its files (``results["data"]``, e.g. a ``PretrainedTask``'s summary):
+    pairs kept and skipped per file, pairs each reward model trained on, prompts dropped as too long."""
+    limit = data["max_prompt_length"]
+
+    def prompts(row):
+        return f"{row['distinct'] - row['too_long']} of {row['distinct']} ({row['too_long']} over {limit} tokens, dropped)"
+
+    rows = [[prop, Path(row["file"]).name, f"{row['kept']} of {row['lines']}",
+             ", ".join(f"{k}={v}" for k, v in row["skipped"].items()) or None, row["proxy_pairs"], row["judge_pairs"],
+             prompts(row["policy_prompts"]), prompts(row["eval_prompts"])]
+            for prop, row in data["properties"].items()]
+    lines = ["## Data", ""]
+    header = ["property", "file", "pairs kept", "lines skipped", "proxy pairs", "judge pairs", "policy prompts", "eval prompts"]
+    lines += _table(header, rows)
+    return lines + ["", f"Prompts used: {data['alignment_prompts']} for alignment, {data['eval_prompts']} held out.", ""]
+
+
 def _markdown(results: Mapping, claims: Sequence[ClaimResult], plots: Mapping[str, Path], skipped: Mapping[str, str]) -> str:
     properties, runs, best = results["properties"], results["runs"], results.get("best_of_k") or []
     level = results.get("level")
@@ -253,6 +271,7 @@ def _markdown(results: Mapping, claims: Sequence[ClaimResult], plots: Mapping[st
     lines += [f"- best-of-k: {', '.join(sorted({e['label'] for e in best}))}; k = {', '.join(str(k) for k in sorted({e['k'] for e in best}))}."
               if best else "- best-of-k: not run."]
     lines += [f"- GPM checks: {', '.join(sorted(results['gpm']))}." if results.get("gpm") else "- GPM checks: not run.", ""]
+    lines += _data_lines(results["data"]) if results.get("data") else []
     base = results.get("base") or {}
     if base:
         lines += ["Base policy pi_0:", ""]

@@ -17,7 +17,7 @@ from alignment.experiment.spec import (
     RunSpec,
     SandboxTask,
 )
-from alignment.experiment.runner import Pipeline, PolicyJudge, run_experiment, train_reward_models
+from alignment.experiment.runner import Pipeline, PolicyJudge, run_experiment, train_judge, train_reward_models
 from alignment.experiment.tasks import TaskData, prepare_task
 
 __all__ = [
@@ -34,5 +34,6 @@ __all__ = [
     "TaskData",
     "prepare_task",
     "run_experiment",
+    "train_judge",
     "train_reward_models",
 ]

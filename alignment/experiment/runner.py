@@ -3,6 +3,7 @@
 ``run_experiment(experiment, workdir)`` runs the stages in order and writes under ``workdir``::
 
     reward_models/<kind>[-<property>]/   the proxies' parameters (reused when present)
+    reward_models/judge/                 the judge's, for a task whose judge is a reward model
     reference/                           the reference stage's cache (alignment.rl.reference)
     runs/<run>/                          each learner's metrics, checkpoints, evaluations.json, result.json
     report/                              results.json, report.md and the plots (alignment.evaluation)
@@ -30,7 +31,7 @@ from flax import nnx
 
 from alignment import evaluation
 from alignment.experiment.spec import Experiment, RewardModelSpec, RunSpec
-from alignment.experiment.tasks import TaskData, prepare_task
+from alignment.experiment.tasks import RewardBatches, TaskData, prepare_task
 from alignment.models.decoder import Decoder
 from alignment.models.heads import GPMModel, RewardModel, ValueModel
 from alignment.models.loaders.checkpoint import restore_params, save_params
@@ -40,7 +41,7 @@ from alignment.rl.learner import Learner, response_hidden
 from alignment.rl.losses import token_logprobs_and_entropy
 from alignment.rl.reference import BaseRewards, compute_base_rewards
 from alignment.rl.rollout import sample_groups
-from alignment.rl.scoring import GPMReward, ModelReward, RewardFunction, score_all
+from alignment.rl.scoring import Chat, GPMReward, ModelReward, RewardFunction, score_all
 from alignment.sampling import Sampler, SamplerConfig
 from alignment.training.reward_model import RewardModelTrainer
 
@@ -87,19 +88,44 @@ def train_reward_models(experiment: Experiment, task: TaskData, directory: Path,
         proxies[kind] = []
         for group in groups:
             path = directory / (kind if kind == "bt" else f"gpm-{group[0]}")
-            model = _reward_model(kind, task.policy, len(group), spec)
-            if (path / "_CHECKPOINT_METADATA").exists() or path.is_dir():
-                model = restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
-            else:
-                config = dataclasses.replace(spec.train, objective=kind)
-                trainer = RewardModelTrainer(model, config, properties=group, mesh=mesh)
-                trainer.fit(task.reward_batches(spec, group), progress=progress)
-                save_params(model, path)
+            model = fit_reward_model(kind, task.policy, group, spec, task.reward_batches, path, mesh=mesh, progress=progress)
             if kind == "bt":
                 proxies[kind].append(ModelReward(model, task.tokenizer, group, max_length=spec.max_length, mesh=mesh))
             else:
                 proxies[kind].append(GPMReward(model, task.tokenizer, group[0], max_length=spec.max_length, mesh=mesh))
     return proxies
+
+
+def fit_reward_model(kind: str, policy: Decoder, properties: Sequence[str], spec: RewardModelSpec, batches: RewardBatches,
+                     path: Path, mesh=None, progress: bool = True) -> nnx.Module:
+    """A ``kind`` model on a copy of ``policy``'s backbone judging ``properties``: restored from
+    ``path`` when it was trained before, else trained on ``batches(spec, properties)`` and saved there."""
+    model = _reward_model(kind, policy, len(properties), spec)
+    if (path / "_CHECKPOINT_METADATA").exists() or path.is_dir():
+        return restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
+    trainer = RewardModelTrainer(model, dataclasses.replace(spec.train, objective=kind), properties=properties, mesh=mesh)
+    trainer.fit(batches(spec, properties), progress=progress)
+    save_params(model, path)
+    return model
+
+
+def train_judge(experiment: Experiment, task: TaskData, directory: Path, mesh=None, progress: bool = True) -> RewardJudge:
+    """The judge of a task without one (``TaskData.judge is None``): a Bradley-Terry model with a
+    head per property, trained like the proxies on ``task.judge_batches`` (or restored from ``directory``)."""
+    spec = experiment.reward_models
+    model = fit_reward_model("bt", task.policy, task.properties, spec, task.judge_batches, directory, mesh=mesh, progress=progress)
+    return RewardJudge(ModelReward(model, task.tokenizer, task.properties, max_length=spec.max_length, mesh=mesh))
+
+
+class RewardJudge:
+    """A Bradley-Terry reward model as a task's judge: ``judge(chats, texts) -> [N, P]`` rewards."""
+
+    def __init__(self, reward: ModelReward):
+        self.reward = reward
+
+    def __call__(self, chats: Sequence[Chat], texts: Sequence[str]) -> np.ndarray:
+        scores = self.reward(chats, texts)
+        return np.stack([np.asarray(scores[p], np.float32) for p in self.reward.properties], axis=-1)
 
 
 def _reward_model(kind: str, policy: Decoder, num_properties: int, spec: RewardModelSpec) -> nnx.Module:
@@ -206,8 +232,16 @@ class Pipeline:
 
     @functools.cached_property
     def task(self) -> TaskData:
+        """The task's data, with its judge: a task without one gets a held-out reward model
+        (``train_judge``), trained once and kept in ``workdir/reward_models/judge``."""
         with stage("task"):
-            return prepare_task(self.experiment.task, self.cache_dir)
+            task = prepare_task(self.experiment.task, self.cache_dir, mesh=self.mesh)
+        if task.judge is not None:
+            return task
+        with stage("judge reward model"):
+            judge = train_judge(self.experiment, task, self.workdir / "reward_models" / "judge", mesh=self.mesh, progress=self.progress)
+        return dataclasses.replace(task, judge=judge)
+
 
     @functools.cached_property
     def proxies(self) -> Proxies:
@@ -330,6 +364,7 @@ class Pipeline:
             "base": evaluation.summarize_base(self.pi_0.judge, self.task.properties, proxy=self.pi_0.proxy),
             "runs": [self.run_results[run.name] for run in self.experiment.runs if run.name in self.run_results],
             "best_of_k": list(best_of_k),
+            **({"data": self.task.summary} if self.task.summary else {}),
         }
 
     def run(self) -> dict:

