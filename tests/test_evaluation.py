@@ -198,6 +198,8 @@ def single_curve(kind, wins, kls=(1.0, 2.0, 4.0), prop="helpful"):
     ((0.60, 0.70, 0.75), (0.55, 0.60, 0.62), "held"),
     ((0.55, 0.60, 0.62), (0.60, 0.70, 0.75), "did not hold"),
     ((0.70, 0.70, 0.58), (0.60, 0.60, 0.70), "did not hold"),   # LSC ahead on average, raw ahead beyond noise once
+    ((0.61, 0.62, 0.63), (0.60, 0.61, 0.62), "inconclusive"),   # LSC ahead everywhere, never beyond the intervals
+    ((0.60, 0.61, 0.62), (0.60, 0.61, 0.62), "inconclusive"),   # equal curves: ">=" holds, but nothing is shown
 ])
 def test_claim_2_compares_curves_at_matched_kl(lsc_wins, raw_wins, status):
     claim = ev.claim_single_property(results([single_curve("lsc", lsc_wins), single_curve("raw", raw_wins)]))

@@ -56,6 +56,7 @@ reranked responses (without ``kl``). ``write_report`` adds ``claims`` and ``plot
 from alignment.evaluation.claims import (
     CLAIMS,
     HELD,
+    INCONCLUSIVE,
     NOT_HELD,
     NOT_TESTED,
     STATEMENTS,
@@ -105,6 +106,7 @@ __all__ = [
     "CLAIMS",
     "DEFAULT_LEVEL",
     "HELD",
+    "INCONCLUSIVE",
     "NOT_HELD",
     "NOT_TESTED",
     "STATEMENTS",

@@ -4,8 +4,9 @@ Section 1: Wang et al., "Transforming and Combining Rewards for Aligning Large L
 (arXiv 2402.00742), claims 1-7. Section 2: Zhang et al., "Beyond Bradley-Terry Models: A General
 Preference Model for Language Model Alignment" (arXiv 2410.02197), claims GPM 1-4.
 
-Each ``claim_*`` function returns a ``ClaimResult`` whose status is "held", "did not hold" or
-"not tested" (the results lack what the claim needs; the evidence says what). No status is set
+Each ``claim_*`` function returns a ``ClaimResult`` whose status is "held", "did not hold",
+"inconclusive" (no difference beyond the intervals either way) or "not tested" (the results
+lack what the claim needs; the evidence says what). No status is set
 by construction: every "held" is a comparison of measured numbers that could have gone the
 other way, and the evidence carries those numbers with their intervals.
 
@@ -19,8 +20,11 @@ runs (the final checkpoint of each run of a KL-coefficient sweep, plus intermedi
 curves are compared at every observed KL of either that lies inside both KL ranges, the other
 curve linearly interpolated there (``stats.matched_kl``). At each matched point the difference
 d = LSC - raw has half-width h = sqrt(h_LSC² + h_raw²) (independent intervals). A comparison
-**holds** when mean(d) >= 0 over the matched points **and** no point has raw ahead beyond noise
-(d + h < 0); it is not tested when the KL ranges do not overlap.
+**does not hold** when some point has raw ahead beyond noise (d + h < 0); it **holds** when
+none does, mean(d) > 0 and some point has LSC ahead beyond noise (d - h > 0); otherwise it is
+**inconclusive**. It is not tested when the KL ranges do not overlap. A claim with several
+comparisons (e.g. one per learner) holds only when every tested one holds, and does not hold
+as soon as one does not.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ from alignment.evaluation.results import (
 )
 from alignment.evaluation.stats import Estimate, as_estimate, matched_kl
 
-HELD, NOT_HELD, NOT_TESTED = "held", "did not hold", "not tested"
-STATUSES = (HELD, NOT_HELD, NOT_TESTED)
+HELD, NOT_HELD, INCONCLUSIVE, NOT_TESTED = "held", "did not hold", "inconclusive", "not tested"
+STATUSES = (HELD, NOT_HELD, INCONCLUSIVE, NOT_TESTED)
 
 BEST_OF_K_KS = (4, 16, 64)
 SENSITIVITY_QUANTILES = (0.5, 0.85, 0.95)
@@ -105,9 +109,13 @@ class MatchedComparison:
         return sum(sign * d > h for d, h in zip(self.differences, margins))
 
     @property
-    def held(self) -> bool:
-        """mean(d) >= 0 and b is nowhere ahead beyond noise (the module's rule)."""
-        return self.mean_difference >= 0 and self.count(beyond_noise=True, a_ahead=False) == 0
+    def verdict(self) -> str:
+        """The module's rule: did not hold / held / inconclusive."""
+        if self.count(beyond_noise=True, a_ahead=False):
+            return NOT_HELD
+        if self.mean_difference > 0 and self.count(beyond_noise=True, a_ahead=True):
+            return HELD
+        return INCONCLUSIVE
 
     def describe(self, a: str, b: str, unit: str = "KL") -> str:
         ahead = {(noise, first): self.count(beyond_noise=noise, a_ahead=first) for noise in (False, True) for first in (True, False)}
@@ -132,10 +140,18 @@ def compare_at_matched_kl(curve_a, curve_b) -> MatchedComparison | None:
     return compare(matched_kl(curve_a, curve_b))
 
 
+def _combine(*statuses: str) -> str:
+    """Several tested statuses as one: did not hold > inconclusive > held (not tested ignored)."""
+    tested = [s for s in statuses if s != NOT_TESTED]
+    for status in (NOT_HELD, INCONCLUSIVE, HELD):
+        if status in tested:
+            return status
+    return NOT_TESTED
+
+
 def _verdict(claim: str, parts: Sequence[tuple[str, str]], missing: str) -> ClaimResult:
-    """Combine per-group (status, evidence): any "did not hold" wins, then any "held"."""
-    statuses = {status for status, _ in parts}
-    status = NOT_HELD if NOT_HELD in statuses else HELD if HELD in statuses else NOT_TESTED
+    """Combine per-group (status, evidence) with ``_combine``."""
+    status = _combine(*(status for status, _ in parts))
     evidence = "; ".join(text for _, text in parts) if parts else missing
     return ClaimResult(claim, STATEMENTS[claim], status, evidence)
 
@@ -182,7 +198,7 @@ def _matched_part(name: str, lsc: Sequence[Mapping], raw: Sequence[Mapping], val
     comparison = compare_at_matched_kl(a, b)
     if comparison is None:
         return NOT_TESTED, f"{name}: KL ranges do not overlap (LSC {a[0][0]:.3g} to {a[-1][0]:.3g}, raw {b[0][0]:.3g} to {b[-1][0]:.3g})"
-    return (HELD if comparison.held else NOT_HELD), f"{name}: {comparison.describe('LSC', 'raw')}"
+    return comparison.verdict, f"{name}: {comparison.describe('LSC', 'raw')}"
 
 
 def _training_ratio(run: Mapping, name: str, metric: str) -> float | None:
@@ -310,7 +326,7 @@ def claim_underfitting(results: Mapping) -> ClaimResult:
         raw_gaps = _base_gaps(raw)
         text += (f"; LSC gain in low-base minus high-base half {_numbers([g for g, _ in gaps])} (± {_numbers([h for _, h in gaps])})"
                  + (f", raw {_numbers([g for g, _ in raw_gaps])}" if raw_gaps else ""))
-        parts.append((HELD if status == HELD and concentrated else NOT_HELD, text))
+        parts.append((_combine(status, HELD if concentrated else NOT_HELD), text))
     return _verdict("4", parts, "needs LSC and raw runs of the same target, algorithm and reward model with prompts diagnostics")
 
 
@@ -355,7 +371,7 @@ def claim_and(results: Mapping) -> ClaimResult:
         lsc_trades = [t for t in (_trade(r, properties) for r in lsc) if t]
         text += (f"; raw sum trades a property in {len(raw_trades)}/{len(raw)} runs"
                  + (f" (e.g. {raw_trades[0]})" if raw_trades else "") + f", LSC in {len(lsc_trades)}/{len(lsc)}")
-        parts.append((HELD if status == HELD and raw_trades else NOT_HELD, text))
+        parts.append((_combine(status, HELD if raw_trades else NOT_HELD), text))
     return _verdict("5", parts, "needs multi-property LSC and raw-sum runs of the same properties, algorithm and reward model")
 
 
@@ -381,7 +397,7 @@ def claim_best_of_k(results: Mapping) -> ClaimResult:
             absent = [k for k in BEST_OF_K_KS if k not in ks]
             detail = ", ".join(f"k={k}: {lsc_at[k]} vs {raw_at[k]}" for k in ks)
             text = f"{lsc_label} vs {raw_label}: {detail}; {comparison.describe(lsc_label, raw_label, 'k')}"
-            parts.append((HELD if comparison.held else NOT_HELD, text + (f" (k {absent} not run)" if absent else "")))
+            parts.append((comparison.verdict, text + (f" (k {absent} not run)" if absent else "")))
     return _verdict("6", parts, "needs best_of_k entries with an AND win rate for an LSC-sum and a raw-sum utility "
                                 "(entries name their 'transform' and 'aggregator')")
 
