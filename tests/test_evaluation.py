@@ -357,7 +357,7 @@ def simulated_results():
 def test_write_report_writes_json_markdown_and_every_plot(tmp_path):
     pytest.importorskip("matplotlib")
     paths = ev.write_report(simulated_results(), tmp_path / "report")
-    assert set(paths) == {"results", "report", "win_rate_vs_kl", "reward_hacking", "best_of_k", "prompt_improvement"}
+    assert set(paths) == {"results", "report", "headline", "win_rate_vs_kl", "reward_hacking", "best_of_k", "prompt_improvement"}
     written = json.loads(paths["results"].read_text())
     checkpoint_json = written["runs"][0]["checkpoints"][-1]
     assert set(checkpoint_json["win_rate"]["and"]) == {"mean", "low", "high", "n"}
@@ -387,7 +387,16 @@ def test_write_report_lists_the_plots_it_skips_for_lack_of_data(tmp_path):
     pytest.importorskip("matplotlib")
     bare = results([run("lsc", "lsc", [checkpoint(1, 0.5, {"and": 0.5, "helpful": 0.5, "harmless": 0.5})])])
     paths = ev.write_report(bare, tmp_path)
-    assert set(paths) == {"results", "report", "win_rate_vs_kl"}
+    assert set(paths) == {"results", "report", "headline", "win_rate_vs_kl"}
     markdown = paths["report"].read_text()
     assert "- best_of_k: skipped (no best_of_k entries with an AND win rate)" in markdown
     assert "- reward_hacking: skipped" in markdown and "- prompt_improvement: skipped" in markdown
+
+
+def test_headline_panels_compare_lsc_and_raw_with_the_default_reference_per_target():
+    runs = [single_curve("lsc", (0.6, 0.7, 0.8)), single_curve("raw", (0.6, 0.6, 0.6)),
+            run("and-lsc", "lsc", [checkpoint(1, 0.5, {"and": 0.3})]), run("and-raw", "raw", [checkpoint(1, 0.5, {"and": 0.3})]),
+            run("and-q", "lsc", [checkpoint(1, 0.5, {"and": 0.3})], reference={"method": "gaussian", "quantile": 0.5})]
+    panels = ev.report.headline_panels(results(runs))
+    assert [(goal, [r["name"] for r in members]) for goal, members in panels] == [
+        ("helpful", ["lsc-helpful", "raw-helpful"]), ("and", ["and-lsc", "and-raw"])]

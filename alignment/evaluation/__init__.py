@@ -79,6 +79,7 @@ from alignment.evaluation.claims import (
 from alignment.evaluation.evaluate import best_of_k_kl, evaluate_policy, summarize_base
 from alignment.evaluation.report import (
     plot_best_of_k,
+    plot_headline,
     plot_prompt_improvement,
     plot_reward_hacking,
     plot_win_rate_vs_kl,
@@ -137,6 +138,7 @@ __all__ = [
     "mean_estimate",
     "pair_wins",
     "plot_best_of_k",
+    "plot_headline",
     "plot_prompt_improvement",
     "plot_reward_hacking",
     "plot_win_rate_vs_kl",

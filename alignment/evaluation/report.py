@@ -16,11 +16,14 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from alignment.evaluation.claims import ClaimResult, check_claims
 from alignment.evaluation.results import (
     checkpoints,
     estimate_at,
     final_checkpoint,
+    has_default_reference,
     lookup,
     optimised,
     proxy_total,
@@ -32,7 +35,8 @@ from alignment.evaluation.results import (
 )
 from alignment.evaluation.stats import Estimate, as_estimate
 
-PLOT_NAMES = ("win_rate_vs_kl", "reward_hacking", "best_of_k", "prompt_improvement")
+ALGORITHM_STYLES = {"rloo": ("o", "-"), "ppo": ("^", "-."), "grpo": ("D", ":")}  # marker, line style
+PLOT_NAMES = ("headline", "win_rate_vs_kl", "reward_hacking", "best_of_k", "prompt_improvement")
 
 
 def _axes(ax):
@@ -63,14 +67,18 @@ def _line_name(run: Mapping, algorithms: set[str]) -> str:
     return f"{run['label']} ({run['algorithm']})" if len(algorithms) > 1 else run["label"]
 
 
-def plot_win_rate_vs_kl(results: Mapping, goal: str = "and", ax=None):
+def plot_win_rate_vs_kl(results: Mapping, goal: str = "and", runs: Sequence[Mapping] | None = None, ax=None):
     """Win rate over pi_0 on ``goal`` (a property or "and") against KL: one line per label (and
-    learner) through its runs' final checkpoints, intermediate checkpoints as faint dots, best-of-k
-    as dashed lines at its analytic KL."""
+    learner) through its runs' final checkpoints (``runs``: a subset of ``results["runs"]``),
+    intermediate checkpoints as faint dots, best-of-k as dashed lines at its analytic KL. The
+    dotted line is pi_0 against itself: 1/2 for a property; for AND the best-of-1 entry when
+    there is one (two independent pi_0 samples tie in expectation, so AND wins and losses share
+    that value, below 1/2)."""
     ax = _axes(ax)
-    colors, algorithms = _colors(results), {r["algorithm"] for r in results["runs"]}
+    runs = results["runs"] if runs is None else runs
+    colors, algorithms = _colors(results), {r["algorithm"] for r in runs}
     lines: dict[str, list[Mapping]] = {}
-    for run in results["runs"]:
+    for run in runs:
         lines.setdefault(_line_name(run, algorithms), []).append(run)
     for name, runs in sorted(lines.items()):
         color = colors[runs[0]["label"]]
@@ -84,14 +92,39 @@ def plot_win_rate_vs_kl(results: Mapping, goal: str = "and", ax=None):
             ax.scatter([k for k, _ in middles], [w.mean for _, w in middles], s=8, alpha=0.3, color=color)
         if finals:
             finals.sort(key=lambda p: p[0])
-            _errorbar(ax, [k for k, _ in finals], [w for _, w in finals], marker="o", color=color, label=name)
+            marker, style = ALGORITHM_STYLES.get(runs[0]["algorithm"], ("o", "-"))
+            _errorbar(ax, [k for k, _ in finals], [w for _, w in finals], marker=marker, linestyle=style, color=color, label=name)
     for label, entries in _best_of_k_lines(results, goal).items():
         _errorbar(ax, [as_estimate(e["kl"]).mean for e in entries], [as_estimate(e["win_rate"][goal]) for e in entries],
                   marker="s", linestyle="--", color=colors[label], label=f"best-of-k: {label}")
-    ax.axhline(0.5, color="gray", linestyle=":", linewidth=1)
+    baseline = [as_estimate(e["win_rate"][goal]).mean for e in results.get("best_of_k") or []
+                if e["k"] == 1 and lookup(e, "win_rate", goal) is not None]
+    level = 0.5 if goal != "and" or not baseline else float(np.mean(baseline))
+    ax.axhline(level, color="gray", linestyle=":", linewidth=1, label="pi_0 vs pi_0" if goal == "and" and baseline else None)
     ax.set(xlabel="KL(pi || pi_0), nats per response", ylabel=f"win rate over pi_0 ({goal})", title=goal)
     _legend(ax)
     return ax
+
+
+def headline_panels(results: Mapping) -> list[tuple[str, list[Mapping]]]:
+    """``[(goal, runs)]``: per property with single-property runs, LSC against the raw reward; for
+    AND, the multi-property LSC and raw-sum runs; runs with the default reference only."""
+    properties = results["properties"]
+    chosen = [r for r in results["runs"] if run_kind(r) in ("lsc", "raw") and has_default_reference(r)
+              and r.get("reward_model", "bt") == "bt"]
+    panels = [(p, [r for r in chosen if optimised(r, properties) == [p]]) for p in properties]
+    panels.append(("and", [r for r in chosen if len(optimised(r, properties)) > 1]))
+    return [(goal, runs) for goal, runs in panels if runs]
+
+
+def plot_headline(results: Mapping, axes=None):
+    """The paper's comparison at a glance: ``plot_win_rate_vs_kl`` on each ``headline_panels`` panel."""
+    panels = headline_panels(results)
+    if axes is None:
+        axes = _panels(len(panels), columns=len(panels))[1]
+    for ax, (goal, runs) in zip(axes, panels):
+        plot_win_rate_vs_kl(results, goal, runs, ax=ax)
+    return axes
 
 
 def _best_of_k_lines(results: Mapping, goal: str) -> dict[str, list[Mapping]]:
@@ -189,6 +222,8 @@ def _plot_jobs(results: Mapping) -> dict[str, tuple[str | None, list]]:
     best = _best_of_k_lines(results, "and")
     improvement = [g for g in [*properties, "and"] if _improvement_runs(results, g)]
     return {
+        "headline": (None if headline_panels(results) else "no LSC and raw runs with the default reference",
+                     [(plot_win_rate_vs_kl, (results, goal, runs)) for goal, runs in headline_panels(results)]),
         "win_rate_vs_kl": (None if has_kl or best else "no checkpoint has a KL and there are no best-of-k entries",
                            [(plot_win_rate_vs_kl, (results, g)) for g in [*properties, "and"]]),
         "reward_hacking": (None if hacking else "no run has two or more checkpoints with KL, win rate and proxy_mean",
