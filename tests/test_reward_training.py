@@ -17,37 +17,22 @@ from alignment.models import DecoderConfig, Decoder
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.partitioning import shard_model
 from alignment.training.reward_model import RewardModelTrainer, RewardTrainConfig, sequence_inputs
+from alignment.training.synthetic import CYCLIC_BACKBONE, cyclic_preferences, fit_cyclic, fit_pairs
 
-CONTEXTS, ITEMS = 4, 3  # tokens 1..4 are contexts, 5..7 the responses a, b, c
-BACKBONE = DecoderConfig(vocab_size=16, embed_dim=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
+BACKBONE = CYCLIC_BACKBONE
 
 
 def cyclic_batch() -> data.RewardBatch:
     """a > b > c > a in every context (reversed in odd contexts): no ranking fits more than 2/3."""
-    pairs = []
-    for context in range(CONTEXTS):
-        for i in range(ITEMS):
-            winner, loser = i, (i + 1) % ITEMS
-            if context % 2:
-                winner, loser = loser, winner
-            pairs.append(data.EncodedPair([1 + context], [1 + CONTEXTS + winner], [1 + CONTEXTS + loser], 1.0))
-    (batch,) = data.RewardBatcher(pad_id=0, batch_size=len(pairs), max_length=3, min_context_tokens=1)(pairs)
-    return batch
-
-
-def train(model, objective, batch, steps=150, **config):
-    config = RewardTrainConfig(objective=objective, learning_rate=1e-2, num_steps=steps, **config)
-    trainer = RewardModelTrainer(model, config)
-    trainer.fit(iter(itertools.repeat(("reward", batch))), progress=False)
-    return trainer.evaluate([("reward", batch)])["reward/accuracy"]
+    return cyclic_preferences(contexts=4, items=3)
 
 
 def test_gpm_fits_cyclic_preferences_that_bradley_terry_cannot():
-    batch = cyclic_batch()
-    gpm = GPMModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), num_blocks=2, rngs=nnx.Rngs(1))
-    bt = RewardModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
-    assert train(gpm, "gpm", batch) >= 0.95
-    assert train(bt, "bt", batch) <= 0.70
+    fit = fit_cyclic(contexts=4, items=3, num_blocks=2)
+    assert fit.accuracy["gpm"] >= 0.95
+    assert fit.accuracy["bt"] <= 0.70
+
+    batch, gpm = fit.batch, fit.models["gpm"]
 
     # Exact skew symmetry on the trained model: s(a, b) = -s(b, a) and s(a, a) = 0, bitwise.
     tokens, positions, kv_mask = sequence_inputs(jnp.asarray(batch.chosen_ids), jnp.asarray(batch.chosen_mask))
@@ -65,7 +50,7 @@ def test_soft_labels_are_fitted_as_probabilities():
         [data.EncodedPair([1], [5], [6], 0.8)]
     )
     model = RewardModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
-    train(model, "bt", batch, steps=300)
+    fit_pairs(model, "bt", batch, steps=300)
     both = sequence_inputs(jnp.concatenate([batch.chosen_ids, batch.rejected_ids]), jnp.concatenate([batch.chosen_mask, batch.rejected_mask]))
     rewards = model(*both)[:, 0]
     np.testing.assert_allclose(rewards[0] - rewards[1], np.log(0.8 / 0.2), atol=0.1)

@@ -6,6 +6,7 @@
     reward_models/judge/                 the judge's, for a task whose judge is a reward model
     reference/                           the reference stage's cache (alignment.rl.reference)
     runs/<run>/                          each learner's metrics, checkpoints, evaluations.json, result.json
+    gpm_checks.json                      the GPM claims measured, when a run uses a GPM (gpm_checks)
     report/                              results.json, report.md and the plots (alignment.evaluation)
 
 A run whose ``result.json`` exists is not run again, and a run interrupted after a checkpoint
@@ -30,6 +31,7 @@ import numpy as np
 from flax import nnx
 
 from alignment import evaluation
+from alignment.experiment.gpm_checks import gpm_checks as measure_gpm_claims
 from alignment.experiment.spec import Experiment, RewardModelSpec, RunSpec
 from alignment.experiment.tasks import RewardBatches, TaskData, prepare_task
 from alignment.models.decoder import Decoder
@@ -46,6 +48,7 @@ from alignment.sampling import Sampler, SamplerConfig
 from alignment.training.reward_model import RewardModelTrainer
 
 Proxies = dict[str, list[RewardFunction]]
+GPM_CHECK_PROMPTS = 8  # held-out prompts whose pi_0 samples the GPM checks score pairwise
 
 
 def copy_module(module: nnx.Module) -> nnx.Module:
@@ -356,8 +359,30 @@ class Pipeline:
                                 "kl": evaluation.best_of_k_kl(k), **entry})
         return out
 
+    @functools.cached_property
+    def gpm_checks(self) -> dict | None:
+        """``results["gpm"]``: the GPM claims measured (``alignment.experiment.gpm_checks``) on the
+        first GPM proxy, pi_0's samples on the first held-out prompts and the task's held-out pairs
+        of its property; computed once and kept in ``workdir/gpm_checks.json``. ``None`` when the
+        experiment trains no GPM."""
+        if "gpm" not in self.proxies:
+            return None
+        path = self.workdir / "gpm_checks.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        task, gpm = self.task, self.proxies["gpm"][0]
+        n = min(GPM_CHECK_PROMPTS, len(task.eval_chats))
+        heldout = None if task.heldout_batches is None else [b for _, b in task.heldout_batches(self.experiment.reward_models, gpm.properties)]
+        responses = self.pi_0.texts[:n].tolist()
+        with stage("GPM checks"):
+            checks = measure_gpm_claims(gpm, self.proxies["bt"], chats=task.eval_chats[:n], responses=responses, heldout=heldout,
+                                        seed=self.experiment.reward_models.seed)
+        path.write_text(json.dumps(checks, indent=1))
+        return checks
+
     def results(self, best_of_k: Sequence[dict] = ()) -> dict:
-        """The results structure of ``alignment.evaluation`` over the runs aligned so far."""
+        """The results structure of ``alignment.evaluation`` over the runs aligned so far (with
+        ``"gpm"``, the GPM checks, when the experiment trains a GPM)."""
         return {
             "experiment": self.experiment.name, "judge": self.task.judge_name, "properties": list(self.task.properties),
             "level": self.experiment.evaluation.level,
@@ -365,6 +390,7 @@ class Pipeline:
             "runs": [self.run_results[run.name] for run in self.experiment.runs if run.name in self.run_results],
             "best_of_k": list(best_of_k),
             **({"data": self.task.summary} if self.task.summary else {}),
+            **({"gpm": self.gpm_checks} if self.gpm_checks is not None else {}),
         }
 
     def run(self) -> dict:

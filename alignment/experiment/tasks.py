@@ -35,6 +35,7 @@ from alignment.sandbox.policy import messages
 
 Judge = Callable[[Sequence[Chat], Sequence[str]], np.ndarray]
 RewardBatches = Callable[[RewardModelSpec, Sequence[str]], Iterator[tuple[str, RewardBatch]]]
+PairBatches = Callable[[RewardModelSpec, Sequence[str]], list[tuple[str, RewardBatch]]]
 
 
 @dataclasses.dataclass
@@ -50,6 +51,9 @@ class TaskData:
       judge: ``judge(chats, texts) -> [N, P]`` float scores; ``judge_name`` says what it is.
         ``None``: a Bradley-Terry reward model (a head per property) that the runner trains on
         ``judge_batches`` (a stream like ``reward_batches``, of pairs the proxies never see).
+      heldout_batches: ``heldout_batches(spec, properties)`` every held-out pair of those
+        properties once, as ``(property, RewardBatch)`` batched like ``reward_batches``: pairs no
+        proxy is trained on (their held-out accuracy, e.g. the GPM checks); ``None``: none.
       directory: where the task's own artefacts live (e.g. the sandbox cache entry), if anywhere.
       summary: what the task read, used and dropped (files, pairs, prompts), for the report.
     """
@@ -63,6 +67,7 @@ class TaskData:
     judge: Judge | None
     judge_name: str
     judge_batches: RewardBatches | None = None
+    heldout_batches: PairBatches | None = None
     directory: Path | None = None
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -85,6 +90,8 @@ def _sandbox_task(task: SandboxTask, cache_dir: str | Path | None) -> TaskData:
     records = sandbox.preference_records(dataclasses.replace(task.sandbox, pairs_per_prompt=task.reward_pairs_per_prompt))
     reward_prompts = {p.text for p in box.splits["reward_train"]}
     train = {prop: [r for r in records[prop] if r.context[-1].content in reward_prompts] for prop in sandbox.PROPERTIES}
+    heldout_prompts = {p.text for p in box.splits["reward_eval"]}
+    heldout = {prop: [r for r in records[prop] if r.context[-1].content in heldout_prompts] for prop in sandbox.PROPERTIES}
 
     def judge(chats: Sequence[Chat], texts: Sequence[str]) -> np.ndarray:
         scores = [sandbox.gold_utilities(chat[-1]["content"], text) for chat, text in zip(chats, texts)]
@@ -99,6 +106,7 @@ def _sandbox_task(task: SandboxTask, cache_dir: str | Path | None) -> TaskData:
         reward_batches=reward_stream(train, box.tokenizer),
         judge=judge,
         judge_name="the sandbox's gold utilities",
+        heldout_batches=pair_batches(heldout, box.tokenizer),
         directory=box.directory,
     )
 
@@ -142,6 +150,7 @@ def _pretrained_task(task: PretrainedTask, mesh) -> TaskData:
         judge_name=f"a held-out Bradley-Terry reward model on pi_0's backbone, trained on the 'reward_eval' pairs ({counts}), "
                    "which the proxies never see",
         judge_batches=reward_stream(judge_pairs, tokenizer),
+        heldout_batches=pair_batches(judge_pairs, tokenizer),
         summary=summary,
     )
 
@@ -191,15 +200,28 @@ def reward_stream(records: Mapping[str, Sequence[PreferenceRecord]], tokenizer: 
     """``batches(spec, properties)``: an endless stream of ``(property, RewardBatch)`` over the
     pairs of ``records[property]``, each pass shuffled (``spec.seed``); ``ValueError`` without pairs."""
 
+    every_pair = pair_batches(records, tokenizer)
+
     def batches(spec: RewardModelSpec, properties: Sequence[str]) -> Iterator[tuple[str, RewardBatch]]:
-        batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=spec.batch_size, max_length=spec.train_max_length,
-                                     buckets=_buckets(spec.train_max_length))
-        batches = [(prop, batch) for prop in properties for batch in batcher(data.encode_pair(r, tokenizer) for r in records[prop])]
+        batches = every_pair(spec, properties)
         if not batches:
             raise ValueError(f"no preference pairs to train on for {list(properties)}")
         order = np.random.default_rng(spec.seed)
         while True:
             yield from (batches[i] for i in order.permutation(len(batches)))
+
+    return batches
+
+
+def pair_batches(records: Mapping[str, Sequence[PreferenceRecord]], tokenizer: Tokenizer) -> PairBatches:
+    """``batches(spec, properties)``: every pair of ``records[property]`` once, in order, as
+    ``(property, RewardBatch)`` (``spec.batch_size`` pairs padded to ``spec.train_max_length``,
+    in buckets; the last batch of a bucket is filled up with invalid rows)."""
+
+    def batches(spec: RewardModelSpec, properties: Sequence[str]) -> list[tuple[str, RewardBatch]]:
+        batcher = data.RewardBatcher(tokenizer.pad_id, batch_size=spec.batch_size, max_length=spec.train_max_length,
+                                     buckets=_buckets(spec.train_max_length))
+        return [(prop, batch) for prop in properties for batch in batcher(data.encode_pair(r, tokenizer) for r in records[prop])]
 
     return batches
 

@@ -122,6 +122,7 @@ class _HeadModelReward:
                  mesh: Mesh | None, rules):
         self.properties = tuple(properties)
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.mesh, self.rules = mesh, tuple(rules)
         self._scorer = _ModelScorer(model, tokenizer, max_length, mesh, rules)
 
     @property
@@ -166,16 +167,29 @@ class GPMReward(_HeadModelReward):
                 f"a GPM scores each response against the other samples of its prompt: need group_size >= 2 dividing "
                 f"the {len(responses)} responses, got group_size={group_size}"
             )
-        v, weights = self._scorer(chats, responses)
+        v, weights = self.embed(chats, responses)
         return {self.properties[0]: group_preference_scores(v, weights, group_size)}
+
+    def embed(self, chats: Sequence[Chat], responses: Sequence[str]) -> tuple[jax.Array, jax.Array]:
+        """The GPM's ``(v [B, 2k], lambda(x) [B, k])`` of each row: one forward pass per response."""
+        return self._scorer(chats, responses)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def group_preference_matrix(v: jax.Array, weights: jax.Array, group_size: int) -> jax.Array:
+    """``[groups, G, G]`` s(y_i > y_j | x) within each group of ``group_size`` consecutive rows,
+    with row i's lambda(x) for row i: zero diagonal and skew-symmetric up to float rounding (rows
+    of one prompt may round lambda differently, and compiled, the products may fuse; measured by
+    ``alignment.experiment.gpm_checks.skew_symmetry``)."""
+    v = v.reshape(-1, group_size, v.shape[-1])
+    weights = weights.reshape(-1, group_size, weights.shape[-1])
+    return gpm_score(v[:, :, None], v[:, None, :], weights[:, :, None])
 
 
 @functools.partial(jax.jit, static_argnums=2)
 def group_preference_scores(v: jax.Array, weights: jax.Array, group_size: int) -> jax.Array:
     """``[B]`` mean of s(y_i > y_j | x) over the j != i of i's group (rows ``g*G .. g*G+G-1``)."""
-    v = v.reshape(-1, group_size, v.shape[-1])
-    weights = weights.reshape(-1, group_size, weights.shape[-1])
-    scores = gpm_score(v[:, :, None], v[:, None, :], weights[:, :, None])  # [groups, G, G], zero diagonal
+    scores = group_preference_matrix(v, weights, group_size)  # [groups, G, G], zero diagonal
     return (scores.sum(axis=-1) / (group_size - 1)).reshape(-1)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -127,6 +128,55 @@ def pair_loss(model, batch: RewardBatch, property_index: jax.Array, *, objective
     return loss, {"loss": loss, "accuracy": accuracy, "pairs": weights.sum()}
 
 
+def place_batch(batch: RewardBatch, mesh: Mesh | None = None, rules=DEFAULT_RULES) -> RewardBatch:
+    """Puts a host batch on the devices, sharded over the logical "batch" axis when there is a mesh."""
+    if mesh is None:
+        return jax.tree.map(jnp.asarray, batch)
+    names = {1: ("batch",), 2: ("batch", "length")}
+    return jax.tree.map(lambda x: jax.device_put(x, logical_sharding(mesh, names[x.ndim], rules, shape=x.shape)), batch)
+
+
+@functools.cache
+def _eval_step(objective: str, beta: float):
+    return make_eval_step(_bind_loss(objective, beta))
+
+
+def evaluate_pairs(
+    model: RewardModel | GPMModel,
+    batches: Iterable[tuple[str, RewardBatch]],
+    *,
+    objective: str,
+    properties: Sequence[str] = ("reward",),
+    beta: float | None = None,
+    mesh: Mesh | None = None,
+    rules=DEFAULT_RULES,
+) -> dict[str, float]:
+    """Pair-weighted loss and accuracy of ``model`` per property (``"<property>/accuracy"``,
+    ``"/loss"``, ``"/pairs"``) on ``(property, RewardBatch)`` batches, without a trainer (no
+    optimizer state). ``properties`` names the model's heads in order (a GPM judges one);
+    ``beta`` defaults as in ``RewardTrainConfig``. The per-batch metrics are fetched once, at the end.
+    """
+    properties = tuple(properties)
+    beta = RewardTrainConfig(objective=objective, beta=beta).loss_beta
+    step = _eval_step(objective, beta)
+    results = []
+    for name, batch in batches:
+        if name not in properties:
+            raise ValueError(f"unknown property {name!r}; this model judges: {', '.join(properties)}")
+        with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
+            results.append((name, step(model, place_batch(batch, mesh, rules), jnp.int32(properties.index(name)))))
+    if not results:
+        raise ValueError("evaluate() got no batches")
+    totals: dict[str, np.ndarray] = {}
+    for name, m in jax.device_get(results):
+        sums = totals.setdefault(name, np.zeros(3))
+        sums += (m["loss"] * m["pairs"], m["accuracy"] * m["pairs"], m["pairs"])
+    out = {}
+    for name, (loss, accuracy, pairs) in totals.items():
+        out.update({f"{name}/loss": loss / pairs, f"{name}/accuracy": accuracy / pairs, f"{name}/pairs": pairs})
+    return out
+
+
 class RewardModelTrainer:
     """Trains a ``RewardModel`` (Bradley-Terry) or ``GPMModel`` on ``(property, RewardBatch)`` streams.
 
@@ -158,7 +208,6 @@ class RewardModelTrainer:
         loss_fn = _bind_loss(config.objective, config.loss_beta)
         shardings = None if mesh is None else pin_to_mesh((self.model, self.optimizer), mesh)
         self._train_step = make_train_step(loss_fn, TRAINABLE[config.trainable], shardings)
-        self._eval_step = make_eval_step(loss_fn)
         self.step = 0
         self.data_position = 0  # training batches consumed
         self._skip = 0  # batches of the next stream that a restored run had consumed
@@ -173,12 +222,7 @@ class RewardModelTrainer:
 
     def place(self, batch: RewardBatch) -> RewardBatch:
         """Puts a host batch on the devices, sharded over "batch" when there is a mesh."""
-        if self.mesh is None:
-            return jax.tree.map(jnp.asarray, batch)
-        names = {1: ("batch",), 2: ("batch", "length")}
-        return jax.tree.map(
-            lambda x: jax.device_put(x, logical_sharding(self.mesh, names[x.ndim], self.rules, shape=x.shape)), batch
-        )
+        return place_batch(batch, self.mesh, self.rules)
 
     def train_step(self, batch: RewardBatch, property_name: str | None = None) -> dict[str, jax.Array]:
         """One optimizer step on one batch of ``property_name`` (default: the only property).
@@ -194,20 +238,10 @@ class RewardModelTrainer:
     def evaluate(self, batches: Iterable[tuple[str, RewardBatch]]) -> dict[str, float]:
         """Pair-weighted loss and accuracy per property (``"<property>/accuracy"``, ...).
 
-        The per-batch metrics are fetched from the devices once, at the end.
+        The per-batch metrics are fetched from the devices once, at the end (``evaluate_pairs``).
         """
-        results = [(name, self._run(self._eval_step, self.model, self.place(batch), jnp.int32(self.property_index(name))))
-                   for name, batch in batches]
-        if not results:
-            raise ValueError("evaluate() got no batches")
-        totals: dict[str, np.ndarray] = {}
-        for name, m in jax.device_get(results):
-            sums = totals.setdefault(name, np.zeros(3))
-            sums += (m["loss"] * m["pairs"], m["accuracy"] * m["pairs"], m["pairs"])
-        out = {}
-        for name, (loss, accuracy, pairs) in totals.items():
-            out.update({f"{name}/loss": loss / pairs, f"{name}/accuracy": accuracy / pairs, f"{name}/pairs": pairs})
-        return out
+        return evaluate_pairs(self.model, batches, objective=self.config.objective, properties=self.properties,
+                              beta=self.config.loss_beta, mesh=self.mesh, rules=self.rules)
 
     def fit(
         self,

@@ -1,0 +1,104 @@
+"""The GPM claims measured (alignment.experiment.gpm_checks): cyclic fits, skew symmetry, held-out
+accuracy, forward passes per candidate, and the Pipeline's cached ``results["gpm"]``."""
+
+import json
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from alignment import evaluation, sandbox
+from alignment.experiment import Experiment, Pipeline, RewardModelSpec, RunSpec, SandboxTask, TaskData
+from alignment.experiment import gpm_checks as checks
+from alignment.experiment.runner import JudgedSamples
+from alignment.experiment.tasks import pair_batches
+from alignment.models import Decoder, get_config
+from alignment.models.heads import GPMModel, RewardModel
+from alignment.rl.scoring import GPMReward, ModelReward
+
+TOKENIZER = sandbox.sandbox_tokenizer()
+PROMPTS = sandbox.all_prompts()[:3]
+CHATS = [sandbox.policy.messages(p) for p in PROMPTS]
+TEXTS = list(sandbox.SENTENCES)[:4]
+CONFIG = get_config("tiny", vocab_size=TOKENIZER.vocab_size, init_std=0.3)
+SPEC = RewardModelSpec(batch_size=8, train_max_length=64)
+
+
+def _gpm(seed=0) -> GPMReward:
+    model = GPMModel(Decoder(CONFIG, rngs=nnx.Rngs(seed)), num_blocks=2, rngs=nnx.Rngs(seed + 1))
+    return GPMReward(model, TOKENIZER, "helpful", max_length=64)
+
+
+def _bt(seed=0) -> ModelReward:
+    model = RewardModel(Decoder(CONFIG, rngs=nnx.Rngs(seed)), num_properties=2, rngs=nnx.Rngs(seed + 1))
+    return ModelReward(model, TOKENIZER, ("harmless", "helpful"), max_length=64)
+
+
+def _heldout():
+    """BT-labelled pairs of the gold "helpful" utility on the test prompts (transitive labels)."""
+    records = sandbox.label_pairs(PROMPTS, "helpful", np.random.default_rng(0), pairs_per_prompt=4, beta=3.0, source="test")
+    return [batch for _, batch in pair_batches({"helpful": records}, TOKENIZER)(SPEC, ("helpful",))]
+
+
+def test_skew_symmetry_error_of_a_random_gpm_is_zero():
+    skew = checks.skew_symmetry(_gpm(), CHATS, [TEXTS] * len(CHATS))
+    assert skew["pairs"] == len(CHATS) * len(TEXTS) ** 2
+    # Float rounding only (the claim's tolerance): jit-compiled, the group matrix is not bitwise exact.
+    assert max(skew["max_error"], skew["max_error_one_lambda"], skew["lambda_spread"]) <= 1e-6
+    with pytest.raises(ValueError, match="equally sized group"):
+        checks.skew_symmetry(_gpm(), CHATS[:2], [TEXTS, TEXTS[:2]])
+
+
+@pytest.mark.parametrize("k", [4, 16])
+def test_scoring_k_candidates_runs_k_backbone_rows(k):
+    assert checks.forward_rows(_gpm(), CHATS[0], [TEXTS[i % len(TEXTS)] for i in range(k)]) == k
+
+
+def test_count_rows_restores_the_method():
+    original = Decoder.hidden_states
+    with checks.count_rows(Decoder) as rows:
+        assert Decoder.hidden_states is not original
+    assert Decoder.hidden_states is original and rows == []
+
+
+def test_heldout_accuracies_of_both_kinds():
+    batches = _heldout()
+    for reward in (_gpm(), _bt()):
+        accuracy, pairs = checks.heldout_accuracy(reward, "helpful", batches)
+        assert 0.0 <= accuracy <= 1.0 and pairs == 4 * len(PROMPTS)
+
+
+def _pipeline(workdir, gpm: GPMReward) -> Pipeline:
+    """A Pipeline whose task, proxies and pi_0 samples are set by hand (nothing is trained)."""
+    experiment = Experiment("gpm", SandboxTask(), runs=[RunSpec("gpo", "GPO", reward_model="gpm", properties=("helpful",))],
+                            reward_models=SPEC)
+    pipeline = Pipeline(experiment, workdir, progress=False)
+    properties = ("helpful", "harmless")
+    pipeline.__dict__["task"] = TaskData(
+        properties=properties, policy=Decoder(CONFIG, rngs=nnx.Rngs(0)), tokenizer=TOKENIZER, alignment_chats=CHATS,
+        eval_chats=CHATS, reward_batches=None, judge=None, judge_name="none",
+        heldout_batches=lambda spec, props: [("helpful", batch) for batch in _heldout()],
+    )
+    pipeline.__dict__["proxies"] = {"bt": [_bt()], "gpm": [gpm]}
+    rng = np.random.default_rng(0)
+    texts = np.array([TEXTS[i:] + TEXTS[:i] for i in range(len(CHATS))], dtype=object)  # [3 prompts, 4 samples]
+    shape = (*texts.shape, len(properties))
+    pipeline.__dict__["pi_0"] = JudgedSamples(texts, rng.normal(size=shape), rng.normal(size=shape), np.zeros(texts.shape))
+    return pipeline
+
+
+def test_the_pipeline_reports_the_gpm_checks_once(tmp_path):
+    results = _pipeline(tmp_path, _gpm()).results()
+    gpm = results["gpm"]
+    # A GPM fits cyclic preferences, Bradley-Terry cannot (tiny models, trained by gpm_checks).
+    assert gpm["cyclic_accuracy"]["gpm"] >= 0.95 and gpm["cyclic_accuracy"]["bt"] <= 0.70
+    assert gpm["forward_passes_for_k"] == {"4": 4, "16": 16} and gpm["skew_symmetry_max_error"] <= 1e-6
+    assert set(gpm["transitive_accuracy"]) == {"gpm", "bt"} and gpm["details"]["heldout_pairs"] == 4 * len(PROMPTS)
+    assert gpm["details"]["property"] == "helpful" and gpm["details"]["skew_pairs"] == 3 * 4 * 4
+    assert gpm["details"]["skew_error_one_lambda"] <= 1e-6
+    statuses = {c.claim: c.status for c in evaluation.check_claims(results) if c.claim.startswith("GPM")}
+    assert statuses["GPM 1"] == statuses["GPM 2"] == statuses["GPM 4"] == "held" and statuses["GPM 3"] != "not tested"
+    assert json.loads((tmp_path / "gpm_checks.json").read_text()) == gpm
+
+    # Read back, not measured again: a GPM that would fail is never called.
+    assert _pipeline(tmp_path, gpm=None).results()["gpm"] == gpm
