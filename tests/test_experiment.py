@@ -78,6 +78,11 @@ def test_a_command_line_sweep_runs_one_experiment_per_value_and_resumes(box, tmp
     saved = json.loads((directory / "runs" / "lsc_and-rloo-kl0.2" / "result.json").read_text())
     assert json.loads((directory / "report" / "results.json").read_text())["runs"][0]["checkpoints"] == saved["checkpoints"]
 
+    # Another config in that directory is an error naming what differs, never a silent reuse.
+    changed = _train("--config", "config:smoke", "--config", "set:runs[0].kl_coef=0.1", "--config", "set:learner.num_steps=3",
+                     "--workdir", str(directory), cache=cache)
+    assert changed.returncode != 0 and "made with another config (differs at learner.num_steps)" in changed.stderr
+
 
 def test_an_unknown_config_name_lists_the_valid_ones(tmp_path):
     done = _train("--config", "config:quikstart", "--workdir", str(tmp_path), cache=tmp_path)

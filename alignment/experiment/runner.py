@@ -10,9 +10,14 @@
     report/                              results.json, report.md and the plots (alignment.evaluation)
 
 A run whose ``result.json`` exists is not run again, and a run interrupted after a checkpoint
-continues from it, so an interrupted experiment resumes where it stopped. Every checkpoint of a
+continues from it, so an interrupted experiment resumes where it stopped. Every reused output
+records the config that made it (``made_with.json``): reusing it under another config is an
+error that names the differing fields. Every checkpoint of a
 run is judged on the held-out prompts (``PolicyJudge``): sampled KL(pi || pi_0), the judge's win
 rates over pi_0 per property and for AND, the proxies' mean rewards and per-prompt gains.
+With several processes (``alignment.parallel.initialize``) each runs every stage on the same
+data and seeds, and only the primary process writes the JSON files and the report (the learner
+itself is tested across two processes; a whole experiment is not yet).
 """
 
 from __future__ import annotations
@@ -37,11 +42,11 @@ from alignment.experiment.tasks import RewardBatches, TaskData, prepare_task
 from alignment.models.decoder import Decoder
 from alignment.models.heads import GPMModel, RewardModel, ValueModel
 from alignment.models.loaders.checkpoint import restore_params, save_params
-from alignment.parallel import make_mesh
+from alignment.parallel import distributed, make_mesh
 from alignment.rl.best_of_k import rerank
 from alignment.rl.learner import Learner, response_hidden
 from alignment.rl.losses import token_logprobs_and_entropy
-from alignment.rl.reference import BaseRewards, compute_base_rewards
+from alignment.rl.reference import BaseRewards, compute_base_rewards, fingerprint
 from alignment.rl.rollout import sample_groups
 from alignment.rl.scoring import Chat, GPMReward, ModelReward, RewardFunction, score_all
 from alignment.sampling import Sampler, SamplerConfig
@@ -104,12 +109,35 @@ def fit_reward_model(kind: str, policy: Decoder, properties: Sequence[str], spec
     """A ``kind`` model on a copy of ``policy``'s backbone judging ``properties``: restored from
     ``path`` when it was trained before, else trained on ``batches(spec, properties)`` and saved there."""
     model = _reward_model(kind, policy, len(properties), spec)
-    if (path / "_CHECKPOINT_METADATA").exists() or path.is_dir():
+    made_with = {"kind": kind, "properties": list(properties), "spec": dataclasses.asdict(spec), "policy": fingerprint(policy)}
+    record = path.parent / f"{path.name}.made_with.json"
+    if path.is_dir():
+        check_made_with(record, made_with)
         return restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
     trainer = RewardModelTrainer(model, dataclasses.replace(spec.train, objective=kind), properties=properties, mesh=mesh)
     trainer.fit(batches(spec, properties), progress=progress)
     save_params(model, path)
+    _write_json(record, made_with)
     return model
+
+
+def check_made_with(record: Path, made_with: dict) -> None:
+    """A stage's output is reused only with the config that made it (``record`` holds that
+    config); otherwise a ``ValueError`` names the fields that differ."""
+    if not record.is_file():
+        raise ValueError(f"{record.parent} holds outputs without {record.name}: they cannot be checked against this config; "
+                         "use a new workdir or delete them")
+    stored, current = json.loads(record.read_text()), json.loads(json.dumps(made_with, default=_json))
+    differ = sorted(_differences(stored, current))
+    if differ:
+        raise ValueError(f"{record.parent} was made with another config (differs at {', '.join(differ[:8])}); "
+                         "use a new workdir or delete it to recompute")
+
+
+def _differences(a, b, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted(set(a) | set(b)) for d in _differences(a.get(key), b.get(key), f"{path}.{key}" if path else key)]
+    return [] if a == b else [path or "(all)"]
 
 
 def train_judge(experiment: Experiment, task: TaskData, directory: Path, mesh=None, progress: bool = True) -> RewardJudge:
@@ -245,7 +273,6 @@ class Pipeline:
             judge = train_judge(self.experiment, task, self.workdir / "reward_models" / "judge", mesh=self.mesh, progress=self.progress)
         return dataclasses.replace(task, judge=judge)
 
-
     @functools.cached_property
     def proxies(self) -> Proxies:
         with stage("reward models"):
@@ -291,12 +318,24 @@ class Pipeline:
         ``result.json`` exists is read back; an interrupted one continues from its checkpoint."""
         directory = self.workdir / "runs" / run.name
         done = directory / "result.json"
-        if not done.is_file():
-            self._train_and_judge(run, directory)
-        self.run_results[run.name] = json.loads(done.read_text())
-        return self.run_results[run.name]
+        made_with = self._made_with(run)
+        if directory.is_dir():
+            check_made_with(directory / "made_with.json", made_with)
+        else:
+            directory.mkdir(parents=True)
+            _write_json(directory / "made_with.json", made_with)
+        result = json.loads(done.read_text()) if done.is_file() else self._train_and_judge(run, directory)
+        self.run_results[run.name] = result
+        return result
 
-    def _train_and_judge(self, run: RunSpec, directory: Path) -> None:
+    def _made_with(self, run: RunSpec) -> dict:
+        """What a run's outputs depend on: checked before they are reused."""
+        e = self.experiment
+        return {name: dataclasses.asdict(value) for name, value in (
+            ("run", run), ("learner", run.learner_config(e.learner)), ("task", e.task), ("reward_models", e.reward_models),
+            ("reference", e.reference), ("evaluation", e.evaluation))}
+
+    def _train_and_judge(self, run: RunSpec, directory: Path) -> dict:
         task, experiment = self.task, self.experiment
         properties = tuple(run.properties or task.properties)
         reward_fns = run_reward_functions(self.proxies, run, task.properties)
@@ -322,7 +361,7 @@ class Pipeline:
                     judged.judge, pi_0.judge, list(task.properties), kl=judged.kl, new_proxy=judged.proxy,
                     base_reward=eval_references, optimised=list(properties), step=stop, level=experiment.evaluation.level,
                 ))
-                evaluations_file.write_text(json.dumps(evaluations, default=_json))
+                _write_json(evaluations_file, evaluations)
             learner.close()
         result = {
             "name": run.name, "label": run.label, "transform": run.utility.transform, "aggregator": run.utility.aggregator,
@@ -330,7 +369,8 @@ class Pipeline:
             "reference": {"method": run.reference_method, "quantile": run.quantile}, "reward_model": run.reward_model,
             "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": evaluations,
         }
-        (directory / "result.json").write_text(json.dumps(result, default=_json, indent=1))
+        _write_json(directory / "result.json", result)
+        return json.loads(json.dumps(result, default=_json))
 
     def best_of_k(self) -> list[dict]:
         """Best-of-k from pi_0 on the first ``best_of_k.eval_prompts`` held-out prompts: ``max(ks)``
@@ -377,7 +417,7 @@ class Pipeline:
         with stage("GPM checks"):
             checks = measure_gpm_claims(gpm, self.proxies["bt"], chats=task.eval_chats[:n], responses=responses, heldout=heldout,
                                         seed=self.experiment.reward_models.seed)
-        path.write_text(json.dumps(checks, indent=1))
+        _write_json(path, checks)
         return checks
 
     def results(self, best_of_k: Sequence[dict] = ()) -> dict:
@@ -398,8 +438,9 @@ class Pipeline:
         for run in self.experiment.runs:
             self.align(run)
         results = self.results(self.best_of_k())
-        with stage("report"):
-            evaluation.write_report(results, self.workdir / "report")
+        if distributed.is_primary():
+            with stage("report"):
+                evaluation.write_report(results, self.workdir / "report")
         return results
 
 
@@ -419,6 +460,12 @@ def _training_summary(history: list[dict]) -> dict[str, float]:
     """Mean over the run's steps of the per-step metrics (the gradient-shape ones included)."""
     keys = sorted({k for record in history for k, v in record.items() if k != "step" and isinstance(v, (int, float))})
     return {k: float(np.nanmean([r[k] for r in history if isinstance(r.get(k), (int, float))])) for k in keys}
+
+
+def _write_json(path: Path, value) -> None:
+    """Writes ``value`` as JSON from the primary process only (every process computed it)."""
+    if distributed.is_primary():
+        path.write_text(json.dumps(value, default=_json, indent=1))
 
 
 def _json(value):
