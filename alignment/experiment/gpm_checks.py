@@ -13,19 +13,18 @@ Alignment" (arXiv 2410.02197) claim (``alignment.evaluation.claims``, GPM 1-4):
 150-step proxies; the "helpful" GPM)::
 
     {"cyclic_accuracy": {"gpm": 1.0, "bt": 0.5},            # tiny models, synthetic cycles
-     "skew_symmetry_max_error": 6e-08,                       # the experiment's GPM, real responses
+     "skew_symmetry_max_error": 0.0,                         # the experiment's GPM, real responses
      "transitive_accuracy": {"gpm": 0.844, "bt": 0.815},     # held-out pairs of the GPM's property
      "forward_passes_for_k": {"4": 4, "16": 16},             # backbone rows while scoring K
-     "details": {"property": "helpful", "skew_pairs": 128, "skew_error_one_lambda": 3e-08, "lambda_spread": 1.2e-07,
+     "details": {"property": "helpful", "skew_pairs": 128, "lambda_spread": 1.2e-07,
                  "heldout_pairs": 712, "seconds": 12.6}}
 
 (1) trains a tiny BT model and GPM on ``alignment.training.synthetic.cyclic_preferences``
 (seconds on CPU once compiled): what the two families can fit, independent of the experiment. (2) scores
 groups of responses with the experiment's trained ``GPMReward`` and compares the matrix that
-GPO sums (``group_preference_matrix``) with its transpose and diagonal; ``details`` adds the
-error with one lambda(x) per prompt (the model's s itself) and lambda's spread over a prompt's
-rows (rows padded differently may round lambda differently, by about 1e-7; see ``skew_symmetry``
-for why even one lambda leaves about 1e-8 under jit). (3) is the pairwise
+GPO sums (``group_preference_matrix``) with its transpose and diagonal; ``details`` adds
+lambda's spread over a prompt's rows (rows padded differently may round lambda differently, by
+about 1e-7, so the matrix reads one row's). (3) is the pairwise
 accuracy of the trained GPM and of the BT proxy's head for the same property on held-out pairs
 that neither was trained on (``None`` without such pairs). (4) counts the rows that enter the
 backbone while a fresh ``GPMReward`` (so that its program is traced again) scores K candidates
@@ -40,7 +39,6 @@ import time
 from collections.abc import Iterable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from alignment.data import RewardBatch
@@ -62,13 +60,10 @@ def skew_symmetry(gpm: GPMReward, chats: Sequence[Chat], responses: Sequence[Seq
     (``responses[i]``: the same number for every chat):
 
     * ``max_error``: max |s(a, b) + s(b, a)| and |s(a, a)| of the matrix GPO sums
-      (``group_preference_matrix``: s(a, b) with a's row's lambda(x), s(b, a) with b's);
-    * ``max_error_one_lambda``: the same with one lambda(x) per chat (its first row's), the
-      model's s(. > . | x) itself (``gpm_score`` is bitwise skew-symmetric when run op by op;
-      jit-compiled on CPU, XLA fuses the group matrix into one loop without the optimisation
-      barrier, and the products' rounding leaves about 1e-8);
+      (``group_preference_matrix``, one lambda(x) per chat);
     * ``lambda_spread``: max |lambda_a - lambda_b| over rows of one chat (lambda depends on the
-      prompt only, but rows padded to different lengths may round differently);
+      prompt only, but rows padded to different lengths may round differently, which is why the
+      matrix reads one row's);
     * ``pairs``: the ordered pairs scored.
     """
     sizes = {len(group) for group in responses}
@@ -77,14 +72,13 @@ def skew_symmetry(gpm: GPMReward, chats: Sequence[Chat], responses: Sequence[Seq
     (size,) = sizes
     v, weights = gpm.embed([chat for chat in chats for _ in range(size)], [text for group in responses for text in group])
     grouped = weights.reshape(-1, size, weights.shape[-1])
-    one_lambda = jnp.broadcast_to(grouped[:, :1], grouped.shape).reshape(weights.shape)
-    scores, shared, lambdas = to_host((group_preference_matrix(v, weights, size), group_preference_matrix(v, one_lambda, size), grouped))
+    scores, lambdas = to_host((group_preference_matrix(v, weights, size), grouped))
 
     def error(s):
         return float(max(np.abs(s + s.transpose(0, 2, 1)).max(), np.abs(np.diagonal(s, axis1=1, axis2=2)).max()))
 
     spread = float((lambdas.max(axis=1) - lambdas.min(axis=1)).max())
-    return {"max_error": error(scores), "max_error_one_lambda": error(shared), "lambda_spread": spread, "pairs": int(scores.size)}
+    return {"max_error": error(scores), "lambda_spread": spread, "pairs": int(scores.size)}
 
 
 @contextlib.contextmanager
@@ -164,7 +158,7 @@ def gpm_checks(
     details: dict = {"property": prop}
     skew = skew_symmetry(gpm, chats, responses)
     out["skew_symmetry_max_error"] = skew["max_error"]
-    details.update(skew_pairs=skew["pairs"], skew_error_one_lambda=skew["max_error_one_lambda"], lambda_spread=skew["lambda_spread"])
+    details.update(skew_pairs=skew["pairs"], lambda_spread=skew["lambda_spread"])
 
     pool = [text for group in responses for text in group]
     out["forward_passes_for_k"] = {str(k): forward_rows(gpm, chats[0], [pool[i % len(pool)] for i in range(k)]) for k in ks}

@@ -177,13 +177,14 @@ class GPMReward(_HeadModelReward):
 
 @functools.partial(jax.jit, static_argnums=2)
 def group_preference_matrix(v: jax.Array, weights: jax.Array, group_size: int) -> jax.Array:
-    """``[groups, G, G]`` s(y_i > y_j | x) within each group of ``group_size`` consecutive rows,
-    with row i's lambda(x) for row i: zero diagonal and skew-symmetric up to float rounding (rows
-    of one prompt may round lambda differently, and compiled, the products may fuse; measured by
-    ``alignment.experiment.gpm_checks.skew_symmetry``)."""
+    """``[groups, G, G]`` s(y_i > y_j | x) within each group of ``group_size`` consecutive rows
+    (one prompt): ``S = A - A^T`` with ``A_ij = sum_l lambda_l(x) v_i[2l] v_j[2l+1]`` and the
+    group's lambda(x) read from its first row. ``S_ij = -S_ji`` and ``S_ii = 0`` exactly, however
+    the products round (``heads.gpm_score`` computes the same score pair by pair)."""
     v = v.reshape(-1, group_size, v.shape[-1])
-    weights = weights.reshape(-1, group_size, weights.shape[-1])
-    return gpm_score(v[:, :, None], v[:, None, :], weights[:, :, None])
+    weights = weights.reshape(-1, group_size, weights.shape[-1])[:, 0]
+    a = jnp.einsum("gil,gjl,gl->gij", v[..., 0::2], v[..., 1::2], weights)
+    return a - jnp.swapaxes(a, 1, 2)
 
 
 @functools.partial(jax.jit, static_argnums=2)
