@@ -15,19 +15,17 @@ each run this same command.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import fiddle as fdl
-import jax
 from absl import app, flags, logging
 from fiddle import absl_flags as fdl_flags
 from fiddle import printing
 from fiddle.experimental import serialization
 
 from alignment import configs
-from alignment.experiment import Experiment, run_experiment
+from alignment.experiment import Experiment, run_experiment, use_compilation_cache
 from alignment.parallel import distributed
 
 _CONFIG = fdl_flags.DEFINE_fiddle_sweep(
@@ -41,17 +39,6 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     "JAX's persistent compilation cache: a later run, or the next item of a sweep, reuses the compiled programs "
     "(default: $JAX_COMPILATION_CACHE_DIR, else $ALIGNMENT_CACHE/jax, else ~/.cache/alignment/jax; 'none' turns it off).",
 )
-
-
-def compilation_cache_dir(flag: str | None) -> Path | None:
-    """Where compiled programs are kept between runs (the flag's help says the order)."""
-    if flag is not None:
-        return None if flag.lower() == "none" else Path(flag)
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
-    if os.environ.get("ALIGNMENT_CACHE"):
-        return Path(os.environ["ALIGNMENT_CACHE"]) / "jax"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment" / "jax"
 
 
 def run_directory(workdir: Path, overrides: dict, many: bool) -> Path:
@@ -73,10 +60,7 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint at INFO
-    cache = compilation_cache_dir(_COMPILATION_CACHE.value)
-    if cache is not None:
-        jax.config.update("jax_compilation_cache_dir", str(cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    use_compilation_cache(_COMPILATION_CACHE.value)
     distributed.initialize()
     items = _CONFIG.value
     for item in items:

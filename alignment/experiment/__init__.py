@@ -17,7 +17,14 @@ from alignment.experiment.spec import (
     RunSpec,
     SandboxTask,
 )
-from alignment.experiment.runner import Pipeline, PolicyJudge, run_experiment, train_judge, train_reward_models
+from alignment.experiment.runner import (
+    Pipeline,
+    PolicyJudge,
+    run_experiment,
+    train_judge,
+    train_reward_models,
+    use_compilation_cache,
+)
 from alignment.experiment.tasks import TaskData, prepare_task
 
 __all__ = [
@@ -36,4 +43,5 @@ __all__ = [
     "run_experiment",
     "train_judge",
     "train_reward_models",
+    "use_compilation_cache",
 ]

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,25 @@ from alignment.training.reward_model import RewardModelTrainer
 
 Proxies = dict[str, list[RewardFunction]]
 GPM_CHECK_PROMPTS = 8  # held-out prompts whose pi_0 samples the GPM checks score pairwise
+
+
+def use_compilation_cache(directory: str | Path | None = None) -> Path | None:
+    """Keeps compiled programs on disk (JAX's persistent compilation cache), so a later run or the
+    next item of a sweep skips most compilation; returns the directory. ``directory``: a path,
+    or "none" (off), else ``$JAX_COMPILATION_CACHE_DIR``, else ``$ALIGNMENT_CACHE/jax``, else
+    ``$XDG_CACHE_HOME/alignment/jax`` (``~/.cache/alignment/jax``)."""
+    if directory is not None and str(directory).lower() == "none":
+        return None
+    if directory is None:
+        if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+            directory = os.environ["JAX_COMPILATION_CACHE_DIR"]
+        elif os.environ.get("ALIGNMENT_CACHE"):
+            directory = Path(os.environ["ALIGNMENT_CACHE"]) / "jax"
+        else:
+            directory = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment" / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return Path(directory)
 
 
 def copy_module(module: nnx.Module) -> nnx.Module:
