@@ -72,16 +72,17 @@ def sandbox_learner(**overrides) -> fdl.Config:
 
 
 def quickstart() -> fdl.Config:
-    """The sandbox end to end in minutes on a laptop CPU: BT proxies for helpful and harmless,
-    LSC AND versus the raw sum with RLOO at three KL weights, best-of-k, and the report."""
+    """The sandbox end to end in minutes on a laptop CPU: BT proxies for helpful and harmless
+    (trained on gold-labelled pairs of pi_0's own samples), LSC AND versus the raw sum with RLOO at
+    three KL weights, best-of-k, and the report."""
     return fdl.Config(
         Experiment,
         name="quickstart",
         task=fdl.Config(SandboxTask, alignment_prompts=128, eval_prompts=64, eval_samples=2),
         runs=runs(kl_coefs=(0.05, 0.2, 0.8)),
         learner=sandbox_learner(num_steps=10),
-        reward_models=fdl.Config(RewardModelSpec, train=fdl.Config(RewardTrainConfig, learning_rate=1e-3, warmup_steps=10,
-                                                                    num_steps=150, weight_decay=0.01)),
+        reward_models=fdl.Config(RewardModelSpec, train=fdl.Config(RewardTrainConfig, learning_rate=2e-3, warmup_steps=10,
+                                                                    num_steps=300, weight_decay=0.01)),
         reference=fdl.Config(ReferenceConfig, num_samples=8, max_new_tokens=112, max_prompt_length=32, batch_prompts=64),
         best_of_k=fdl.Config(BestOfKSpec, ks=(1, 4, 16), eval_prompts=48),
         evaluation=fdl.Config(EvaluationSpec, every=5),

@@ -1,13 +1,12 @@
 """Each learner on the gold-reward sandbox, through the experiment pipeline: pi_0 is the
-sandbox's SFT policy, the proxies a Bradley-Terry model (one head per property) trained on the
-sandbox's pairs, the judge the gold utilities on 90 held-out prompts x 2 samples.
+sandbox's SFT policy, the proxies a Bradley-Terry model (one head per property) trained on
+gold-labelled pairs of pi_0's own samples, the judge the gold utilities on 90 held-out prompts x 2
+samples.
 
-A short run at a moderate KL weight must raise the proxy utility (LSC AND) and the gold
-helpfulness win rate over pi_0. The gold AND win rate (better than pi_0 on both properties) is
-not asserted: in this setting it stays at or below the AND loss rate, because the policies
-learn to refuse less and to state more hazards on risky prompts, which the proxy helpfulness
-rewards more than the proxy harmlessness penalises (``pytest -s`` prints the numbers; the
-``paper_sandbox`` experiment measures it over a KL sweep).
+A short run at a moderate KL weight must raise the proxy utility (LSC AND), both gold means, and
+the gold AND win rate over pi_0: the share of held-out comparisons in which the policy's response
+beats pi_0's on both properties must exceed the share in which it loses on both (for pi_0 itself
+the two are equal). ``pytest -s`` prints the numbers.
 """
 
 import json
@@ -33,7 +32,7 @@ def pipeline(box, tmp_path_factory):
                    learner_overrides=dict(PPO_OVERRIDES) if algorithm == "ppo" else {})
         for algorithm in LEARNERS
     ]
-    config.learner = sandbox_learner(num_steps=12)
+    config.learner = sandbox_learner(num_steps=20)
     config.best_of_k = None
     config.evaluation.every = 0  # judge the last step only
     pipeline = Pipeline(fdl.build(config), tmp_path_factory.mktemp("learners"), cache_dir=box.directory.parent, progress=False)
@@ -43,7 +42,7 @@ def pipeline(box, tmp_path_factory):
 
 
 @pytest.mark.parametrize("algorithm", LEARNERS)
-def test_learner_raises_the_proxy_utility_and_the_gold_helpfulness(pipeline, algorithm):
+def test_learner_raises_the_proxy_utility_and_the_gold_and_win_rate(pipeline, algorithm):
     history = [json.loads(line) for line in (pipeline.workdir / "runs" / algorithm / "metrics.jsonl").read_text().splitlines()]
     start, end = history[0]["utility"], np.mean([h["utility"] for h in history[-3:]])
     final = pipeline.run_results[algorithm]["checkpoints"][-1]
@@ -52,5 +51,8 @@ def test_learner_raises_the_proxy_utility_and_the_gold_helpfulness(pipeline, alg
           f"{win['helpful']['mean']:.3f}, gold AND wins {win['and']['mean']:.3f} / losses {loss['and']['mean']:.3f}, "
           f"gold means {pipeline.pi_0.judge.mean(axis=(0, 1))} -> {final['judge_mean']}")
     assert end > start + 0.3, (start, end)
-    assert 0.2 < history[-1]["kl/sequence"] < 10.0  # it moved, and stayed near pi_0
-    assert win["helpful"]["mean"] > 0.53, win["helpful"]
+    assert 0.05 < history[-1]["kl/sequence"] < 10.0  # it moved, and stayed near pi_0
+    base = dict(zip(pipeline.task.properties, pipeline.pi_0.judge.mean(axis=(0, 1))))
+    assert all(final["judge_mean"][p] > base[p] + 0.05 for p in base), (base, final["judge_mean"])
+    assert win["and"]["mean"] > loss["and"]["mean"] + 0.05, (win["and"], loss["and"])
+    assert win["helpful"]["mean"] > 0.53 and win["harmless"]["mean"] > 0.5, win

@@ -21,6 +21,8 @@ from alignment.sandbox.build import SandboxConfig
 from alignment.training.reward_model import RewardTrainConfig
 
 REWARD_MODEL_KINDS = ("bt", "gpm")
+GPM_OPPONENTS = ("policy", "base")
+PAIR_SOURCES = ("policy", "grammar")
 REFERENCE_METHODS = ("empirical", "gaussian")
 TASK_SPLITS = ("reward_train", "reward_eval", "policy", "eval")
 
@@ -33,7 +35,10 @@ class SandboxTask:
     Attributes:
       sandbox: the sandbox's own config (prompts, grammar, base policy).
       reward_pairs_per_prompt: labelled pairs per prompt and property that train the proxies
-        (drawn for the "reward_train" prompts only).
+        (drawn for the "reward_train" prompts only; the "reward_eval" prompts get as many, held out).
+      reward_pairs_from: the responses of those pairs: "policy", pi_0's own samples (as
+        preference data is collected in practice, so the proxies see pi_0's mistakes, e.g.
+        garbled or repeated sentences); "grammar", the sandbox's response grammar (clean text).
       alignment_prompts: prompts of the "policy" split the learners see.
       eval_prompts, eval_samples: held-out "eval" prompts and responses per prompt for the judge.
       max_prompt_length, max_new_tokens: the prompts' padded length and the response limit.
@@ -41,11 +46,16 @@ class SandboxTask:
 
     sandbox: SandboxConfig = SandboxConfig()
     reward_pairs_per_prompt: int = 8
+    reward_pairs_from: str = "policy"
     alignment_prompts: int = 128
     eval_prompts: int = 96
     eval_samples: int = 2
     max_prompt_length: int = 32
     max_new_tokens: int = 112
+
+    def __post_init__(self):
+        if self.reward_pairs_from not in PAIR_SOURCES:
+            raise ValueError(f"unknown reward_pairs_from {self.reward_pairs_from!r}; valid: {', '.join(PAIR_SOURCES)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +144,8 @@ class RunSpec:
       properties: the properties in the utility (``None``: all; one name: a single-property run).
       reference_method, quantile: the r_ref estimator over the stored base rewards.
       reward_model: "bt" or "gpm" (the experiment trains the kinds its runs use).
+      gpm_opponents: whom a GPM scores a response against (GPO): "policy", the other samples of
+        its prompt; "base", the reference stage's K base responses of its prompt.
       learner_overrides: further ``LearnerConfig`` fields of this run (e.g. PPO's learning rate).
     """
 
@@ -146,6 +158,7 @@ class RunSpec:
     reference_method: str = "empirical"
     quantile: float = 0.85
     reward_model: str = "bt"
+    gpm_opponents: str = "policy"
     learner_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -156,6 +169,8 @@ class RunSpec:
             raise ValueError(f"run {self.name!r}: unknown reference_method {self.reference_method!r}; valid: {', '.join(REFERENCE_METHODS)}")
         if self.reward_model not in REWARD_MODEL_KINDS:
             raise ValueError(f"run {self.name!r}: unknown reward_model {self.reward_model!r}; valid: {', '.join(REWARD_MODEL_KINDS)}")
+        if self.gpm_opponents not in GPM_OPPONENTS:
+            raise ValueError(f"run {self.name!r}: unknown gpm_opponents {self.gpm_opponents!r}; valid: {', '.join(GPM_OPPONENTS)}")
 
     def learner_config(self, base: LearnerConfig) -> LearnerConfig:
         return dataclasses.replace(base, **self.learner_overrides, utility=self.utility, kl_coef=self.kl_coef, algorithm=self.algorithm)

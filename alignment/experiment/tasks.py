@@ -30,8 +30,11 @@ from alignment.experiment.spec import PretrainedTask, RewardModelSpec, SandboxTa
 from alignment.models import load_pretrained, load_tokenizer
 from alignment.models.decoder import Decoder
 from alignment.models.tokenizer import Tokenizer
-from alignment.rl.scoring import Chat
+from alignment.rl.reference import ReferenceConfig, compute_base_rewards
+from alignment.rl.scoring import Chat, FunctionReward
+from alignment.sandbox.build import STREAMS
 from alignment.sandbox.policy import messages
+from alignment.sandbox.preferences import context
 
 Judge = Callable[[Sequence[Chat], Sequence[str]], np.ndarray]
 RewardBatches = Callable[[RewardModelSpec, Sequence[str]], Iterator[tuple[str, RewardBatch]]]
@@ -87,28 +90,65 @@ def _sandbox_task(task: SandboxTask, cache_dir: str | Path | None) -> TaskData:
     for name, need in (("policy", task.alignment_prompts), ("eval", task.eval_prompts)):
         if len(box.splits[name]) < need:
             raise ValueError(f"the sandbox's {name!r} split has {len(box.splits[name])} prompts; the task asks for {need}")
-    records = sandbox.preference_records(dataclasses.replace(task.sandbox, pairs_per_prompt=task.reward_pairs_per_prompt))
+    if task.reward_pairs_from == "policy":
+        records = policy_preference_records(box, task, [*box.splits["reward_train"], *box.splits["reward_eval"]])
+    else:
+        records = sandbox.preference_records(dataclasses.replace(task.sandbox, pairs_per_prompt=task.reward_pairs_per_prompt))
     reward_prompts = {p.text for p in box.splits["reward_train"]}
     train = {prop: [r for r in records[prop] if r.context[-1].content in reward_prompts] for prop in sandbox.PROPERTIES}
     heldout_prompts = {p.text for p in box.splits["reward_eval"]}
     heldout = {prop: [r for r in records[prop] if r.context[-1].content in heldout_prompts] for prop in sandbox.PROPERTIES}
 
+    def sample(split: str, count: int) -> list[Chat]:
+        """``count`` prompts of ``split`` drawn without replacement by the split's own stream: a
+        split lists its prompts topic by topic, so its first prompts would cover a few benign topics."""
+        prompts = box.splits[split]
+        return [messages(prompts[i]) for i in task.sandbox.rng(split).permutation(len(prompts))[:count]]
+
     def judge(chats: Sequence[Chat], texts: Sequence[str]) -> np.ndarray:
-        scores = [sandbox.gold_utilities(chat[-1]["content"], text) for chat, text in zip(chats, texts)]
+        scores = [gold_scores(chat, text) for chat, text in zip(chats, texts)]
         return np.array([[s[p] for p in sandbox.PROPERTIES] for s in scores], np.float32).reshape(len(texts), len(sandbox.PROPERTIES))
 
     return TaskData(
         properties=sandbox.PROPERTIES,
         policy=box.policy,
         tokenizer=box.tokenizer,
-        alignment_chats=[messages(p) for p in box.splits["policy"][: task.alignment_prompts]],
-        eval_chats=[messages(p) for p in box.splits["eval"][: task.eval_prompts]],
+        alignment_chats=sample("policy", task.alignment_prompts),
+        eval_chats=sample("eval", task.eval_prompts),
         reward_batches=reward_stream(train, box.tokenizer),
         judge=judge,
         judge_name="the sandbox's gold utilities",
         heldout_batches=pair_batches(heldout, box.tokenizer),
         directory=box.directory,
     )
+
+
+def gold_scores(chat: Chat, text: str) -> dict[str, float]:
+    """The sandbox's gold utilities of a response to a sandbox chat."""
+    return sandbox.gold_utilities(chat[-1]["content"], text)
+
+
+def policy_preference_records(box: sandbox.Sandbox, task: SandboxTask, prompts: Sequence[sandbox.Prompt]) -> dict[str, list[PreferenceRecord]]:
+    """``task.reward_pairs_per_prompt`` pairs per prompt of pi_0's own samples (two fresh samples a
+    pair, ``task``'s length limits, temperature 1), each property labelling every pair by one draw
+    of the gold Bradley-Terry model (``sandbox.label_pair``, the sandbox's ``beta``). The samples
+    are drawn once per sandbox and kept in its cache entry (``alignment.rl.reference``'s cache)."""
+    pairs = task.reward_pairs_per_prompt
+    config = ReferenceConfig(num_samples=2 * pairs, max_new_tokens=task.max_new_tokens, max_prompt_length=task.max_prompt_length,
+                             batch_prompts=max(1, 512 // (2 * pairs)), seed=task.sandbox.seed)
+    samples = compute_base_rewards(box.policy, box.tokenizer, [messages(p) for p in prompts],
+                                   [FunctionReward(gold_scores, sandbox.PROPERTIES)], config,
+                                   cache_dir=None if box.directory is None else box.directory / "pi_0-samples")
+    records: dict[str, list[PreferenceRecord]] = {}
+    for index, prop in enumerate(sandbox.PROPERTIES):
+        rng = np.random.default_rng([task.sandbox.seed, STREAMS["pi_0 pairs"], index])
+        records[prop] = []
+        for prompt, texts in zip(prompts, samples.texts):
+            for a, b in zip(texts[0::2], texts[1::2]):
+                chosen, rejected = sandbox.label_pair(prompt.text, str(a), str(b), prop, rng, task.sandbox.beta)
+                records[prop].append(PreferenceRecord(context(prompt), chosen, rejected, 1.0, prop,
+                                                      f"{task.sandbox.source}:pi_0", len(records[prop]) + 1))
+    return records
 
 
 def _pretrained_task(task: PretrainedTask, mesh) -> TaskData:

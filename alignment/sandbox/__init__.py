@@ -35,7 +35,7 @@ from alignment.sandbox.build import (
 )
 from alignment.sandbox.gold import PROPERTIES, features, gold_utilities, split_sentences
 from alignment.sandbox.policy import PolicyConfig
-from alignment.sandbox.preferences import gold_accuracy, gold_margins, label_pairs, split_prompts
+from alignment.sandbox.preferences import gold_accuracy, gold_margins, label_pair, label_pairs, split_prompts
 from alignment.sandbox.prompts import Prompt, all_prompts, topic_of
 from alignment.sandbox.responses import ResponseGrammar, sample_response
 
@@ -59,6 +59,7 @@ __all__ = [
     "gold_accuracy",
     "gold_margins",
     "gold_utilities",
+    "label_pair",
     "label_pairs",
     "load_sandbox",
     "preference_records",

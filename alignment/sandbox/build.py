@@ -49,7 +49,7 @@ from alignment.models.loaders.checkpoint import restore_params, save_params
 from alignment.models.tokenizer import Tokenizer
 
 CACHE_ENV = "ALIGNMENT_SANDBOX_CACHE"
-STREAMS = {"helpful": 1, "harmless": 2, "sft": 3}
+STREAMS = {"helpful": 1, "harmless": 2, "sft": 3, "policy": 4, "eval": 5, "pi_0 pairs": 6}
 PACKAGE = Path(__file__).resolve().parents[1]
 
 

@@ -61,11 +61,17 @@ def label_pairs(
     for prompt in prompts:
         for _ in range(pairs_per_prompt):
             a, b = _distinct_pair(prompt, rng, grammar)
-            margin = gold_utilities(prompt.text, a)[prop] - gold_utilities(prompt.text, b)[prop]
-            a_wins = rng.random() < 1.0 / (1.0 + np.exp(-beta * margin))
-            chosen, rejected = (a, b) if a_wins else (b, a)
+            chosen, rejected = label_pair(prompt.text, a, b, prop, rng, beta)
             records.append(PreferenceRecord(context(prompt), chosen, rejected, 1.0, prop, source, len(records) + 1))
     return records
+
+
+def label_pair(prompt: str, a: str, b: str, prop: str, rng: np.random.Generator, beta: float) -> tuple[str, str]:
+    """``(chosen, rejected)`` of responses ``a, b`` to the prompt text ``prompt``: one draw of
+    ``P(a preferred to b) = sigmoid(beta * (g_p(a) - g_p(b)))`` (module docstring)."""
+    margin = gold_utilities(prompt, a)[prop] - gold_utilities(prompt, b)[prop]
+    a_wins = rng.random() < 1.0 / (1.0 + np.exp(-beta * margin))
+    return (a, b) if a_wins else (b, a)
 
 
 def gold_margins(records: Iterable[PreferenceRecord]) -> np.ndarray:
