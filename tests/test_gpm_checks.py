@@ -14,6 +14,7 @@ from alignment.experiment.runner import JudgedSamples
 from alignment.experiment.tasks import pair_batches
 from alignment.models import Decoder, get_config
 from alignment.models.heads import GPMModel, RewardModel
+from alignment.rl import LearnerConfig, ReferenceConfig
 from alignment.rl.scoring import GPMReward, ModelReward
 
 TOKENIZER = sandbox.sandbox_tokenizer()
@@ -68,20 +69,20 @@ def test_heldout_accuracies_of_both_kinds():
         assert 0.0 <= accuracy <= 1.0 and pairs == 4 * len(PROMPTS)
 
 
-def _pipeline(workdir, gpm: GPMReward) -> Pipeline:
+def _pipeline(workdir, gpm: GPMReward, experiment: Experiment | None = None, chats=CHATS) -> Pipeline:
     """A Pipeline whose task, proxies and pi_0 samples are set by hand (nothing is trained)."""
-    experiment = Experiment("gpm", SandboxTask(), runs=[RunSpec("gpo", "GPO", reward_model="gpm", properties=("helpful",))],
-                            reward_models=SPEC)
+    experiment = experiment or Experiment("gpm", SandboxTask(), runs=[RunSpec("gpo", "GPO", reward_model="gpm", properties=("helpful",))],
+                                          reward_models=SPEC)
     pipeline = Pipeline(experiment, workdir, progress=False)
     properties = ("helpful", "harmless")
     pipeline.__dict__["task"] = TaskData(
-        properties=properties, policy=Decoder(CONFIG, rngs=nnx.Rngs(0)), tokenizer=TOKENIZER, alignment_chats=CHATS,
-        eval_chats=CHATS, reward_batches=None, judge=None, judge_name="none",
+        properties=properties, policy=Decoder(CONFIG, rngs=nnx.Rngs(0)), tokenizer=TOKENIZER, alignment_chats=chats,
+        eval_chats=chats, reward_batches=None, judge=lambda chats, texts: np.zeros((len(texts), len(properties))), judge_name="zeros",
         heldout_batches=lambda spec, props: [("helpful", batch) for batch in _heldout()],
     )
     pipeline.__dict__["proxies"] = {"bt": [_bt()], "gpm": [gpm]}
     rng = np.random.default_rng(0)
-    texts = np.array([TEXTS[i:] + TEXTS[:i] for i in range(len(CHATS))], dtype=object)  # [3 prompts, 4 samples]
+    texts = np.array([TEXTS[i % 4:] + TEXTS[:i % 4] for i in range(len(chats))], dtype=object)  # [prompts, 4 samples]
     shape = (*texts.shape, len(properties))
     pipeline.__dict__["pi_0"] = JudgedSamples(texts, rng.normal(size=shape), rng.normal(size=shape), np.zeros(texts.shape))
     return pipeline
@@ -101,3 +102,21 @@ def test_the_pipeline_reports_the_gpm_checks_once(tmp_path):
 
     # Read back, not measured again: a GPM that would fail is never called.
     assert _pipeline(tmp_path, gpm=None).results()["gpm"] == gpm
+
+
+def test_a_gpo_run_against_the_base_responses(tmp_path):
+    """``gpm_opponents="base"``: the GPM scores each response against the reference stage's K base
+    responses of its prompt; r_ref comes from those responses rescored the same way (not resampled)."""
+    task = SandboxTask(eval_samples=4, max_prompt_length=32, max_new_tokens=6)
+    learner = LearnerConfig(prompts_per_step=2, num_samples=2, max_prompt_length=32, max_new_tokens=6, num_steps=1)
+    reference = ReferenceConfig(num_samples=3, max_new_tokens=6, max_prompt_length=32, batch_prompts=3)
+    run = RunSpec("gpo-base", "GPO vs base", reward_model="gpm", properties=("helpful",), gpm_opponents="base")
+    experiment = Experiment("gpo", task, runs=[run], learner=learner, reward_models=SPEC, reference=reference)
+    chats = [sandbox.policy.messages(p) for p in sandbox.all_prompts()[:4]]  # the judging needs 4 prompts
+    pipeline = _pipeline(tmp_path, _gpm(), experiment, chats)
+    result = pipeline.align(run)
+    assert result["gpm_opponents"] == "base" and [c["step"] for c in result["checkpoints"]] == [1]
+    entries = sorted(p.name.split("-")[0] for p in (tmp_path / "reference").glob("*.npz"))
+    assert entries == ["rewards"] * 3 + ["samples"]  # BT, GPM vs the group, GPM vs base; one set of samples
+    with pytest.raises(ValueError, match="unknown gpm_opponents 'pi_0'; valid: policy, base"):
+        RunSpec("a", "A", gpm_opponents="pi_0")

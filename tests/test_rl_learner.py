@@ -5,13 +5,14 @@ import hashlib
 import statistics
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from alignment import rl, sandbox
 from alignment.models import Decoder, get_config
-from alignment.models.heads import GPMModel, RewardModel, ValueModel
+from alignment.models.heads import GPMModel, RewardModel, ValueModel, gpm_score
 from alignment.parallel import make_mesh
 
 TOKENIZER = sandbox.sandbox_tokenizer()
@@ -163,3 +164,29 @@ def test_a_gpm_stands_in_as_a_reward_model():
     learner = _learner(_config(utility=rl.Utility("identity", "sum")), reward_fn=reward_fn)
     learner.run(2, progress=False)
     assert all(abs(h["reward/score"]) < 1e-5 and np.isfinite(h["loss"]) for h in learner.history)
+
+
+def test_a_gpm_scores_against_fixed_base_opponents():
+    """GPO against K stored base responses: r(y) = 1/K sum_k s(y > y_k | x), computed from the mean
+    opponent embedding, equals the pairwise scores averaged; it is a different reward to the
+    reference cache, and the learner trains on it."""
+    gpm = GPMModel(_policy(3), num_blocks=2, rngs=nnx.Rngs(4))
+    group = rl.GPMReward(gpm, TOKENIZER, "score", max_length=64)
+    base = [["Rice needs water.", "Good question.", "I can not help."], ["Good question.", "Rice needs water.", "Rice."]]
+    fixed = group.against(CHATS[:2], base)
+    responses = ["Good question.", "I can not help.", "Rice needs water.", "Rice needs water."]
+    chats = [CHATS[0], CHATS[0], CHATS[1], CHATS[1]]
+    scores = np.asarray(fixed(chats, responses, group_size=2)["score"])
+    v, weights = (np.asarray(x) for x in group.embed(chats, responses))
+    for i, chat in enumerate(chats):
+        opponents = base[CHATS.index(chat)]
+        u, _ = (np.asarray(x) for x in group.embed([chat] * len(opponents), opponents))
+        pairwise = [float(gpm_score(jnp.asarray(v[i]), jnp.asarray(u[k]), jnp.asarray(weights[i]))) for k in range(len(opponents))]
+        np.testing.assert_allclose(scores[i], np.mean(pairwise), rtol=1e-4, atol=1e-6)
+    assert fixed.opponents_digest and rl.fingerprint(fixed) != rl.fingerprint(group)
+    assert rl.fingerprint(fixed) != rl.fingerprint(group.against(CHATS[:2], [base[0], base[0]]))
+    with pytest.raises(KeyError, match="no opponents for the prompt"):
+        fixed([CHATS[2]], ["Rice."])
+    learner = _learner(_config(utility=rl.Utility("identity", "sum")), reward_fn=group.against(CHATS, [base[0]] * len(CHATS)))
+    learner.run(1, progress=False)
+    assert np.isfinite(learner.history[-1]["loss"])

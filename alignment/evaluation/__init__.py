@@ -32,7 +32,7 @@ The results structure (``write_report`` and ``check_claims`` read it; an Estimat
           "algorithm": str,  "kl_coef": float,
           "optimised"?: [P, ...] (the utility's properties, default all; one name = single-property run),
           "reference"?: {"method": "empirical" | "gaussian" | ..., "quantile": float} (default empirical 0.85),
-          "reward_model"?: "bt" | "gpm" (default "bt"),
+          "reward_model"?: "bt" | "gpm" (default "bt"),  "gpm_opponents"?: "policy" | "base" (GPM runs),
           "training"?: {metric: float}  means over the run's steps, e.g.
                        "advantage_abs/above_ref/<P>", "advantage_abs/below_ref/<P>", "utility_slope/...",
           "checkpoints": [evaluate_policy(..., step=step) per judged checkpoint:

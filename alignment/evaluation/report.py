@@ -267,6 +267,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     return lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
 
 
+def _reward_model_text(run: Mapping) -> str:
+    """"bt", "gpm" (opponents: the other policy samples) or "gpm vs base" (the K base responses)."""
+    model = run.get("reward_model", "bt")
+    return f"{model} vs base" if run.get("gpm_opponents") == "base" else model
+
+
 def _reference_text(run: Mapping) -> str:
     if run_kind(run) == "raw" or not run.get("reference"):
         return "–"
@@ -318,7 +324,7 @@ def _markdown(results: Mapping, claims: Sequence[ClaimResult], plots: Mapping[st
     rows = []
     for run in runs:
         final = final_checkpoint(run) or {}
-        rows.append([run["name"], run["label"], run["algorithm"], f"{float(run['kl_coef']):g}", run.get("reward_model", "bt"),
+        rows.append([run["name"], run["label"], run["algorithm"], f"{float(run['kl_coef']):g}", _reward_model_text(run),
                      _reference_text(run), final.get("step"), estimate_at(final, "kl")]
                     + [estimate_at(final, "win_rate", p) for p in properties]
                     + [estimate_at(final, "win_rate", "and"), estimate_at(final, "loss_rate", "and")]

@@ -197,13 +197,13 @@ class PropertySubset:
         return {p: scores[p] for p in self.properties}
 
 
-def run_reward_functions(proxies: Proxies, run: RunSpec, properties: Sequence[str]) -> list[RewardFunction]:
-    """The proxies of ``run``'s kind that score its properties, restricted to them."""
+def run_reward_functions(proxies: Sequence[RewardFunction], run: RunSpec, properties: Sequence[str]) -> list[RewardFunction]:
+    """The ``proxies`` (of ``run``'s kind) that score its properties, restricted to them."""
     wanted = run.properties or tuple(properties)
     unknown = [p for p in wanted if p not in properties]
     if unknown:
         raise ValueError(f"run {run.name!r} optimises unknown properties {unknown}; valid: {list(properties)}")
-    fns = [PropertySubset(fn, wanted) for fn in proxies[run.reward_model]]
+    fns = [PropertySubset(fn, wanted) for fn in proxies]
     return [fn for fn in fns if fn.properties]
 
 
@@ -358,8 +358,15 @@ class Pipeline:
     def _train_and_judge(self, run: RunSpec, directory: Path) -> dict:
         task, experiment = self.task, self.experiment
         properties = tuple(run.properties or task.properties)
-        reward_fns = run_reward_functions(self.proxies, run, task.properties)
-        references = self.base_rewards[run.reward_model].references(run.reference_method, quantile=run.quantile)
+        proxies, base = self.proxies[run.reward_model], self.base_rewards[run.reward_model]
+        if run.reward_model == "gpm" and run.gpm_opponents == "base":
+            # GPO against pi_0: each GPM scores responses against the K stored base responses of
+            # the prompt, and r_ref comes from the base responses scored the same way.
+            proxies = [fn.against(task.alignment_chats, base.texts) for fn in proxies]
+            with stage("reference rewards against base opponents"):
+                base = self._base_rewards(task.alignment_chats, proxies)
+        reward_fns = run_reward_functions(proxies, run, task.properties)
+        references = base.references(run.reference_method, quantile=run.quantile)
         config = run.learner_config(experiment.learner)
         eval_references, pi_0 = self.eval_references, self.pi_0
         with stage(f"run {run.name}"):
@@ -387,6 +394,7 @@ class Pipeline:
             "name": run.name, "label": run.label, "transform": run.utility.transform, "aggregator": run.utility.aggregator,
             "algorithm": run.algorithm, "kl_coef": run.kl_coef, "optimised": list(properties),
             "reference": {"method": run.reference_method, "quantile": run.quantile}, "reward_model": run.reward_model,
+            **({"gpm_opponents": run.gpm_opponents} if run.reward_model == "gpm" else {}),
             "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": evaluations,
         }
         _write_json(directory / "result.json", result)

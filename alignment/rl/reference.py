@@ -24,7 +24,8 @@ cache), two entries so that a new reward model rescores without resampling:
 Fingerprints (``fingerprint``): a model is the sha256 of its parameter arrays' bytes (with their
 paths, dtypes and shapes) and of its submodules' ``config``; a reward function with an
 ``nnx.Module`` ``model`` (``ModelReward``, ``GPMReward``) is its class, properties and model
-fingerprint, its tokenizer (vocabulary and chat template) and its ``max_length``; any other
+fingerprint, its tokenizer (vocabulary and chat template), its ``max_length`` and a GPM's fixed
+opponents (``GPMReward.against``); any other
 reward function (``FunctionReward``) is its python function's qualified name, which does not
 see edits to the function's code. A ``fingerprint`` string attribute on a
 reward function overrides all this (lambdas, local functions, partials and callable objects
@@ -268,13 +269,14 @@ def fingerprint(obj) -> str:
 
 def _reader_fingerprint(reward_fn) -> str:
     """How a model reward function reads a response: its tokenizer (vocabulary, merges, chat
-    template) and its ``max_length``."""
+    template), its ``max_length`` and, for a GPM with fixed opponents, their digest."""
     tokenizer = getattr(reward_fn, "tokenizer", None)
     backend = getattr(tokenizer, "tokenizer", None)
     payload = {
         "max_length": getattr(reward_fn, "max_length", None),
         "tokenizer": backend.to_str() if hasattr(backend, "to_str") else None,
         "chat_template": getattr(tokenizer, "chat_template", None),
+        "opponents": getattr(reward_fn, "opponents_digest", None),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -11,8 +11,10 @@ runs of ``group_size`` rows are samples of one prompt (the learner's G). Three k
   scored at its last token by one jit-compiled program per batch size.
 * ``GPMReward``: a general preference model (Zhang et al., "General Preference Modeling with
   Preference Representations for Aligning Language Models", arXiv 2410.02197) as a reward,
-  through its score against the other samples of the same prompt, as in their GPO:
-  ``r(y_i) = 1/(G-1) sum_{j != i} s(y_i > y_j | x)``. Each response costs one forward pass.
+  through its score against opponents, as in their GPO: by default the other samples of the
+  same prompt (the current policy), ``r(y_i) = 1/(G-1) sum_{j != i} s(y_i > y_j | x)``; with
+  ``against(chats, texts)`` fixed opponents per prompt such as the reference stage's K base
+  responses, ``r(y) = 1/K sum_k s(y > y_k | x)``. Each response costs one forward pass.
 * ``FunctionReward``: any python ``fn(chat, response) -> {property: float}`` (e.g. the sandbox's
   gold utilities as the judge).
 
@@ -26,7 +28,10 @@ batch: read them with ``alignment.parallel.to_host`` (every process must call it
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -39,7 +44,7 @@ from jax.sharding import Mesh
 from alignment.data.tokenization import ChatTokenizer, render
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.layers import positions_from_mask
-from alignment.parallel import DEFAULT_RULES, from_host, logical_sharding
+from alignment.parallel import DEFAULT_RULES, from_host, logical_sharding, to_host
 
 Chat = Sequence[Mapping[str, str]]
 
@@ -155,13 +160,39 @@ class ModelReward(_HeadModelReward):
 
 class GPMReward(_HeadModelReward):
     """A ``GPMModel`` as the reward of one property: the mean preference score of each response
-    over the other samples of its prompt, ``r_i = mean_{j != i} <R(x) v_i, v_j>``."""
+    over its opponents. Opponents are the other samples of its prompt,
+    ``r_i = mean_{j != i} s(y_i > y_j | x)``, unless ``against`` fixed them (e.g. base responses)."""
 
     def __init__(self, model: GPMModel, tokenizer: ChatTokenizer, property_name: str, *,
                  max_length: int = 256, mesh: Mesh | None = None, rules=DEFAULT_RULES):
         super().__init__(model, tokenizer, (property_name,), max_length, mesh, rules)
+        self.opponents: dict[str, list[str]] | None = None
+        self.opponents_digest: str | None = None  # part of the reference cache's fingerprint
+        self._mean_opponent: dict[str, jax.Array] = {}
+
+    def against(self, chats: Sequence[Chat], texts: Sequence[Sequence[str]]) -> GPMReward:
+        """This GPM (the same model and compiled programs) scoring each response against the fixed
+        opponents ``texts[n]`` of ``chats[n]``, e.g. the reference stage's K base responses::
+
+            r(y) = 1/K sum_k s(y > y_k | x) = s(y > ybar | x),   v(ybar) = 1/K sum_k v(y_k)
+
+        (s is bilinear in the two embeddings), so a prompt's opponents are embedded once, on its
+        first call, and a response costs one forward pass as before."""
+        if len(chats) != len(texts):
+            raise ValueError(f"got {len(chats)} chats and {len(texts)} lists of opponents; need one list per chat")
+        opponents = {chat_key(chat): [str(t) for t in row] for chat, row in zip(chats, texts)}
+        if empty := [key for key, row in opponents.items() if not row]:
+            raise ValueError(f"the prompt {empty[0]} has no opponents")
+        fixed = copy.copy(self)
+        fixed.opponents, fixed._mean_opponent = opponents, {}
+        fixed.opponents_digest = hashlib.sha256(json.dumps(opponents, sort_keys=True).encode()).hexdigest()[:32]
+        return fixed
 
     def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int = 1) -> dict[str, jax.Array]:
+        if self.opponents is not None:
+            v, weights = self.embed(chats, responses)
+            opponent = jnp.stack([self._opponent(chat, len(responses)) for chat in chats])
+            return {self.properties[0]: gpm_score(v, opponent.astype(v.dtype), weights)}
         if group_size < 2 or len(responses) % group_size:
             raise ValueError(
                 f"a GPM scores each response against the other samples of its prompt: need group_size >= 2 dividing "
@@ -173,6 +204,27 @@ class GPMReward(_HeadModelReward):
     def embed(self, chats: Sequence[Chat], responses: Sequence[str]) -> tuple[jax.Array, jax.Array]:
         """The GPM's ``(v [B, 2k], lambda(x) [B, k])`` of each row: one forward pass per response."""
         return self._scorer(chats, responses)
+
+    def _opponent(self, chat: Chat, rows: int) -> jax.Array:
+        """``mean_k v(y_k)`` of ``chat``'s fixed opponents, embedded ``rows`` at a time (the caller's
+        batch size, padded by repetition, so that no new program is compiled) on first use."""
+        key = chat_key(chat)
+        if key not in self._mean_opponent:
+            if key not in self.opponents:
+                raise KeyError(f"the GPM reward has no opponents for the prompt {key[:200]}; `against` was given other prompts")
+            texts = self.opponents[key]
+            v = []
+            for start in range(0, len(texts), rows):
+                chunk = texts[start : start + rows]
+                padded = chunk + [chunk[-1]] * (rows - len(chunk))
+                v.append(to_host(self.embed([chat] * rows, padded)[0])[: len(chunk)])
+            self._mean_opponent[key] = jnp.asarray(np.concatenate(v).mean(axis=0))
+        return self._mean_opponent[key]
+
+
+def chat_key(chat: Chat) -> str:
+    """A chat's messages as canonical JSON: the key of per-prompt data such as fixed opponents."""
+    return json.dumps([dict(m) for m in chat], sort_keys=True)
 
 
 @functools.partial(jax.jit, static_argnums=2)
