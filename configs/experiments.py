@@ -95,7 +95,8 @@ def paper_sandbox() -> fdl.Config:
     * helpful AND harmless: LSC AND versus the raw sum, PPO and RLOO, at four KL weights;
     * helpful alone: LSC versus the raw reward, PPO and RLOO, at the same KL weights;
     * r_ref sensitivity: LSC AND with RLOO at KL 0.2, q in {0.5, 0.85, 0.95}, empirical versus gaussian;
-    * a GPM as the helpfulness reward (GPO through the learner), against the BT run beside it;
+    * a GPM as the helpfulness reward (GPO through the learner), scored against the other policy
+      samples and against pi_0's K base samples, beside the BT run;
     * best-of-k for k in {1, 4, 16, 64}, reranked by LSC AND and by the raw sum.
     """
     kl_coefs = (0.02, 0.05, 0.2, 0.8)
@@ -111,8 +112,9 @@ def paper_sandbox() -> fdl.Config:
         for q in (0.5, 0.85, 0.95)
         if (method, q) != ("empirical", 0.85)  # the main grid's run
     ]
-    gpm = [fdl.Config(RunSpec, name="gpm_lsc-rloo-kl0.2-helpful", label="GPM LSC helpful", utility=utility("lsc"), kl_coef=0.2,
-                      properties=("helpful",), reward_model="gpm")]
+    gpm = [fdl.Config(RunSpec, name=f"gpm_lsc-rloo-kl0.2-helpful-vs_{opponents}", label=f"GPM LSC helpful vs {opponents}",
+                      utility=utility("lsc"), kl_coef=0.2, properties=("helpful",), reward_model="gpm", gpm_opponents=opponents)
+           for opponents in ("policy", "base")]
     config = quickstart()
     config.name = "paper_sandbox"
     config.task.eval_prompts = 90  # the whole "eval" split of the default sandbox

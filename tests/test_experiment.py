@@ -33,7 +33,7 @@ def test_paper_sandbox_covers_the_grid():
         (t, a, p) for t in ("lsc", "identity") for a in ("ppo", "rloo") for p in (None, ("helpful",))
     }
     assert {(r.reference_method, r.quantile) for r in runs} == {(m, q) for m in ("empirical", "gaussian") for q in (0.5, 0.85, 0.95)}
-    assert any(r.reward_model == "gpm" for r in runs)
+    assert {r.gpm_opponents for r in runs if r.reward_model == "gpm"} == {"policy", "base"}
     ppo = next(r for r in runs if r.algorithm == "ppo")
     assert ppo.learner_config(fdl.build(configs.paper_sandbox()).learner).epochs == 2
 
