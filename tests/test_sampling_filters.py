@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from alignment.sampling import (
+    categorical,
+    first_argmax,
     SamplingParams,
     filter_logits,
     sample_logits,
@@ -114,3 +116,15 @@ def test_bad_parameters_raise_naming_the_parameter(kwargs, name):
 def test_top_k_larger_than_vocabulary_raises():
     with pytest.raises(ValueError, match="top_k"):
         filter_logits(jnp.zeros((2, 4)), SamplingParams(top_k=5))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 5), vocab=st.integers(1, 40))
+def test_categorical_draws_jax_random_categoricals_tokens_and_first_argmax_is_argmax(seed, rows, vocab):
+    rng = np.random.default_rng(seed)
+    logits = np.round(rng.normal(size=(rows, vocab)), 1).astype(np.float32)  # rounded: ties occur
+    logits[rng.random(logits.shape) < 0.2] = -np.inf
+    logits[:, rng.integers(vocab)] = 0.0  # every row has a finite entry
+    key = jax.random.key(seed)
+    np.testing.assert_array_equal(categorical(key, jnp.asarray(logits)), jax.random.categorical(key, jnp.asarray(logits), axis=-1))
+    np.testing.assert_array_equal(first_argmax(jnp.asarray(logits)), np.argmax(logits, axis=-1))

@@ -3,7 +3,9 @@
 from alignment.sampling.batching import powers_of_two
 from alignment.sampling.filters import (
     SamplingParams,
+    categorical,
     filter_logits,
+    first_argmax,
     greedy_logits,
     sample_logits,
     scale_by_temperature,
@@ -18,7 +20,9 @@ __all__ = [
     "Sampler",
     "SamplerConfig",
     "SamplingParams",
+    "categorical",
     "filter_logits",
+    "first_argmax",
     "greedy_logits",
     "powers_of_two",
     "sample_logits",
