@@ -39,8 +39,10 @@ class SandboxTask:
       reward_pairs_from: the responses of those pairs: "policy", pi_0's own samples (as
         preference data is collected in practice, so the proxies see pi_0's mistakes, e.g.
         garbled or repeated sentences); "grammar", the sandbox's response grammar (clean text).
-      alignment_prompts: prompts of the "policy" split the learners see.
-      eval_prompts, eval_samples: held-out "eval" prompts and responses per prompt for the judge.
+      alignment_prompts: prompts of the "policy" split the learners see (a seeded draw over
+        every topic).
+      eval_prompts, eval_samples: held-out "eval" prompts (drawn the same way) and responses per
+        prompt for the judge.
       max_prompt_length, max_new_tokens: the prompts' padded length and the response limit.
     """
 
