@@ -166,7 +166,7 @@ class GPMReward(_HeadModelReward):
     def __init__(self, model: GPMModel, tokenizer: ChatTokenizer, property_name: str, *,
                  max_length: int = 256, mesh: Mesh | None = None, rules=DEFAULT_RULES):
         super().__init__(model, tokenizer, (property_name,), max_length, mesh, rules)
-        self.opponents: dict[str, list[str]] | None = None
+        self.opponents: dict[str, tuple[Chat, list[str]]] | None = None  # chat_key -> (chat, texts)
         self.opponents_digest: str | None = None  # part of the reference cache's fingerprint
         self._mean_opponent: dict[str, jax.Array] = {}
 
@@ -180,18 +180,21 @@ class GPMReward(_HeadModelReward):
         first call, and a response costs one forward pass as before."""
         if len(chats) != len(texts):
             raise ValueError(f"got {len(chats)} chats and {len(texts)} lists of opponents; need one list per chat")
-        opponents = {chat_key(chat): [str(t) for t in row] for chat, row in zip(chats, texts)}
-        if empty := [key for key, row in opponents.items() if not row]:
+        opponents = {chat_key(chat): (chat, [str(t) for t in row]) for chat, row in zip(chats, texts)}
+        if empty := [key for key, (_, row) in opponents.items() if not row]:
             raise ValueError(f"the prompt {empty[0]} has no opponents")
         fixed = copy.copy(self)
         fixed.opponents, fixed._mean_opponent = opponents, {}
-        fixed.opponents_digest = hashlib.sha256(json.dumps(opponents, sort_keys=True).encode()).hexdigest()[:32]
+        texts_by_key = {key: row for key, (_, row) in opponents.items()}
+        fixed.opponents_digest = hashlib.sha256(json.dumps(texts_by_key, sort_keys=True).encode()).hexdigest()[:32]
         return fixed
 
     def __call__(self, chats: Sequence[Chat], responses: Sequence[str], group_size: int = 1) -> dict[str, jax.Array]:
         if self.opponents is not None:
             v, weights = self.embed(chats, responses)
-            opponent = jnp.stack([self._opponent(chat, len(responses)) for chat in chats])
+            keys = [chat_key(chat) for chat in chats]
+            self._embed_opponents(keys, len(responses))
+            opponent = jnp.stack([self._mean_opponent[key] for key in keys])
             return {self.properties[0]: gpm_score(v, opponent.astype(v.dtype), weights)}
         if group_size < 2 or len(responses) % group_size:
             raise ValueError(
@@ -205,21 +208,24 @@ class GPMReward(_HeadModelReward):
         """The GPM's ``(v [B, 2k], lambda(x) [B, k])`` of each row: one forward pass per response."""
         return self._scorer(chats, responses)
 
-    def _opponent(self, chat: Chat, rows: int) -> jax.Array:
-        """``mean_k v(y_k)`` of ``chat``'s fixed opponents, embedded ``rows`` at a time (the caller's
-        batch size, padded by repetition, so that no new program is compiled) on first use."""
-        key = chat_key(chat)
-        if key not in self._mean_opponent:
-            if key not in self.opponents:
-                raise KeyError(f"the GPM reward has no opponents for the prompt {key[:200]}; `against` was given other prompts")
-            texts = self.opponents[key]
-            v = []
-            for start in range(0, len(texts), rows):
-                chunk = texts[start : start + rows]
-                padded = chunk + [chunk[-1]] * (rows - len(chunk))
-                v.append(to_host(self.embed([chat] * rows, padded)[0])[: len(chunk)])
-            self._mean_opponent[key] = jnp.asarray(np.concatenate(v).mean(axis=0))
-        return self._mean_opponent[key]
+    def _embed_opponents(self, keys: Sequence[str], rows: int) -> None:
+        """``mean_k v(y_k)`` of the fixed opponents of every prompt in ``keys`` not seen before: all
+        their responses embedded together, ``rows`` at a time (the caller's batch size, the last
+        chunk padded by repetition, so that no new program is compiled)."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._mean_opponent]
+        if unknown := [key for key in missing if key not in self.opponents]:
+            raise KeyError(f"the GPM reward has no opponents for the prompt {unknown[0][:200]}; `against` was given other prompts")
+        flat = [(self.opponents[key][0], text) for key in missing for text in self.opponents[key][1]]
+        embedded = []
+        for start in range(0, len(flat), rows):
+            chunk = flat[start : start + rows]
+            padded = chunk + [chunk[-1]] * (rows - len(chunk))
+            embedded.append(to_host(self.embed([c for c, _ in padded], [t for _, t in padded])[0])[: len(chunk)])
+        offset, vectors = 0, np.concatenate(embedded) if embedded else None
+        for key in missing:
+            count = len(self.opponents[key][1])
+            self._mean_opponent[key] = jnp.asarray(vectors[offset : offset + count].mean(axis=0))
+            offset += count
 
 
 def chat_key(chat: Chat) -> str:
