@@ -26,6 +26,7 @@ from alignment.experiment.runner import (
     use_compilation_cache,
 )
 from alignment.experiment.tasks import TaskData, prepare_task
+from alignment.experiment.probes import measure_probes
 
 __all__ = [
     "BestOfKSpec",
@@ -39,6 +40,7 @@ __all__ = [
     "PolicyJudge",
     "SandboxTask",
     "TaskData",
+    "measure_probes",
     "prepare_task",
     "run_experiment",
     "train_judge",
