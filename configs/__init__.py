@@ -16,11 +16,11 @@ object it describes, and any field can be changed on the config before building:
     print(reference(jnp.array([[0.0, 1.0, 2.0, 3.0, 4.0]])))   # [2.]
 """
 
-from .experiments import cpu_check, paper_sandbox, quickstart, smoke, smollm2_helpful_harmless
+from .experiments import cpu_check, paper_regime, paper_sandbox, quickstart, smoke, smollm2_helpful_harmless
 from .sweeps import values
 from .tpu_pod import tpu_pod_1b, tpu_pod_8b
 
-EXPERIMENTS = ("quickstart", "paper_sandbox", "smoke", "smollm2_helpful_harmless", "tpu_pod_1b", "tpu_pod_8b")
+EXPERIMENTS = ("quickstart", "paper_sandbox", "paper_regime", "smoke", "smollm2_helpful_harmless", "tpu_pod_1b", "tpu_pod_8b")
 
-__all__ = ["EXPERIMENTS", "cpu_check", "paper_sandbox", "quickstart", "smoke", "smollm2_helpful_harmless", "tpu_pod_1b", "tpu_pod_8b",
+__all__ = ["EXPERIMENTS", "cpu_check", "paper_regime", "paper_sandbox", "quickstart", "smoke", "smollm2_helpful_harmless", "tpu_pod_1b", "tpu_pod_8b",
            "values"]

@@ -5,7 +5,7 @@
     python launch/train.py --config config:quickstart --sweep learner.num_steps=8,16 --workdir runs/steps
     python launch/train.py --config config:smollm2_helpful_harmless --config fiddler:cpu_check --workdir runs/check
 
-Builders (``--config config:NAME``): ``quickstart``, ``paper_sandbox``,
+Builders (``--config config:NAME``): ``quickstart``, ``paper_sandbox``, ``paper_regime``,
 ``smollm2_helpful_harmless``; the TPU-pod presets live in ``configs/tpu_pod.py``. Fiddlers
 (``--config fiddler:NAME``): ``cpu_check``. The runs
 compare the log-sigmoid-centred AND of Wang et al., "Transforming and Combining Rewards for
@@ -32,33 +32,38 @@ from alignment.training.reward_model import RewardTrainConfig
 
 LSC_AND = ("LSC AND", "lsc")
 RAW_SUM = ("raw sum", "identity")
+GROUP_NORMALIZED_SUM = ("group-normalised sum", "identity", "group")
 # PPO on the sandbox: 4 optimizer steps per rollout at a smaller learning rate, Monte-Carlo
 # returns (gae_lambda = 1 in the base learner) and a critic with its own backbone.
 PPO_OVERRIDES = {"learning_rate": 1e-4, "epochs": 2, "minibatches": 2}
 
 
-def utility(transform: str) -> fdl.Config:
-    """The sum over properties of the transformed rewards (``alignment.rl.Utility``)."""
-    return fdl.Config(Utility, transform=transform, aggregator="sum")
+def utility(transform: str, normalize: str = "none") -> fdl.Config:
+    """The sum over properties of the transformed rewards (``alignment.rl.Utility``), each reward
+    first standardised over its prompt's samples when ``normalize="group"``."""
+    if normalize == "none":
+        return fdl.Config(Utility, transform=transform, aggregator="sum")
+    return fdl.Config(Utility, transform=transform, aggregator="sum", normalize=normalize)
 
 
 def runs(
     kl_coefs: Sequence[float],
-    curves: Sequence[tuple[str, str]] = (LSC_AND, RAW_SUM),
+    curves: Sequence[tuple[str, ...]] = (LSC_AND, RAW_SUM),
     algorithms: Sequence[str] = ("rloo",),
     properties: tuple[str, ...] | None = None,
     **fields,
 ) -> list[fdl.Config]:
     """One ``RunSpec`` per (curve, algorithm, KL weight), named ``<curve>-<algorithm>-kl<beta>``
-    (plus ``-<property>`` for single-property runs)."""
+    (plus ``-<property>`` for single-property runs). A curve is ``(label, transform)`` or
+    ``(label, transform, normalize)``."""
     out = []
-    for label, transform in curves:
+    for label, transform, *normalize in curves:
         for algorithm in algorithms:
             for beta in kl_coefs:
                 suffix = "" if properties is None else "-" + "-".join(properties)
                 name = f"{label.lower().replace(' ', '_')}-{algorithm}-kl{beta:g}{suffix}"
                 overrides = dict(PPO_OVERRIDES) if algorithm == "ppo" else {}
-                out.append(fdl.Config(RunSpec, name=name, label=label, utility=utility(transform), kl_coef=beta,
+                out.append(fdl.Config(RunSpec, name=name, label=label, utility=utility(transform, *normalize), kl_coef=beta,
                                       algorithm=algorithm, properties=properties, learner_overrides=overrides, **fields))
     return out
 
@@ -124,6 +129,42 @@ def paper_sandbox() -> fdl.Config:
     config.evaluation = fdl.Config(EvaluationSpec, every=4)
     return config
 
+
+
+# paper_regime (docs/paper_regime.md, written before its runs): the pilot's calibration.
+REGIME_LEARNING_RATE = 3e-4
+REGIME_STEPS = 100
+REGIME_JUDGED_STEPS = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80)
+REGIME_SEEDS = (0, 1, 2)
+
+
+def paper_regime() -> fdl.Config:
+    """The decisive reproduction on the sandbox (docs/paper_regime.md): RLOO at KL weight 0 for
+    100 steps, far enough that the raw rewards are over-optimised, three training seeds per arm;
+
+    * helpful alone: LSC versus the raw reward;
+    * helpful AND harmless: LSC AND versus the raw sum and versus the group-normalised sum (each
+      reward standardised over its prompt's samples, then summed);
+    * proxies whose labels differ in reliability per property (helpfulness at the sandbox's beta 3,
+      harmlessness at beta 1) with 10 % of labels flipped;
+    * 15 judged checkpoints per run (denser early, where the gold curves move fastest) on the 90 held-out prompts, 8 policy samples against 8
+      independent pi_0 samples per prompt; best-of-k for k in {1, 4, 16, 64}.
+    """
+    seeds = dict(seeds=REGIME_SEEDS)
+    config = quickstart()
+    config.name = "paper_regime"
+    config.task.eval_prompts = 90  # the whole "eval" split of the default sandbox
+    config.task.eval_samples = 8
+    config.task.label_temperatures = {"harmless": 1.0}
+    config.task.label_flip = 0.1
+    config.runs = [
+        *runs((0.0,), curves=(("LSC helpful", "lsc"), ("raw helpful", "identity")), properties=("helpful",), **seeds),
+        *runs((0.0,), curves=(LSC_AND, RAW_SUM, GROUP_NORMALIZED_SUM), **seeds),
+    ]
+    config.learner = sandbox_learner(num_steps=REGIME_STEPS, learning_rate=REGIME_LEARNING_RATE)
+    config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 4, 16, 64), eval_prompts=48)
+    config.evaluation = fdl.Config(EvaluationSpec, steps=REGIME_JUDGED_STEPS, base_samples=8)
+    return config
 
 
 def smoke() -> fdl.Config:

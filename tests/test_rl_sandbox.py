@@ -15,7 +15,7 @@ import fiddle as fdl
 import numpy as np
 import pytest
 
-from alignment import configs
+from alignment import configs, evaluation
 from alignment.configs.experiments import PPO_OVERRIDES, sandbox_learner, utility
 from alignment.experiment import Pipeline, RunSpec
 
@@ -56,3 +56,17 @@ def test_learner_raises_the_proxy_utility_and_the_gold_and_win_rate(pipeline, al
     assert all(final["judge_mean"][p] > base[p] + 0.05 for p in base), (base, final["judge_mean"])
     assert win["and"]["mean"] > loss["and"]["mean"] + 0.05, (win["and"], loss["and"])
     assert win["helpful"]["mean"] > 0.53 and win["harmless"]["mean"] > 0.5, win
+
+
+def test_pi_0_against_an_independent_draw_of_itself_wins_half_the_time(pipeline):
+    """The judge's samples are independent draws (a key per stream and step), so pi_0 judged
+    against a second draw of pi_0 wins 1/2 per property and AND-wins as often as it AND-loses."""
+    again = pipeline.judge(pipeline.task.policy, "pi_0, a second draw", 0, pipeline.judge.base_samples)
+    assert not np.array_equal(again.texts, pipeline.pi_0.texts)
+    record = evaluation.evaluate_policy(again.judge, pipeline.pi_0.judge, list(pipeline.task.properties), kl=again.kl)
+    for prop in pipeline.task.properties:
+        win = evaluation.as_estimate(record["win_rate"][prop])
+        assert win.low < 0.5 < win.high, (prop, win)
+    win, loss = (evaluation.as_estimate(record[key]["and"]) for key in ("win_rate", "loss_rate"))
+    assert abs(win.mean - loss.mean) < win.high - win.low, (win, loss)
+    assert abs(evaluation.as_estimate(record["kl"]).mean) < 1e-3  # pi_0 against itself

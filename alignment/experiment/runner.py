@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import time
@@ -38,6 +39,7 @@ from flax import nnx
 
 from alignment import evaluation
 from alignment.experiment.gpm_checks import gpm_checks as measure_gpm_claims
+from alignment.experiment.probes import measure_probes
 from alignment.experiment.spec import Experiment, RewardModelSpec, RunSpec
 from alignment.experiment.tasks import RewardBatches, TaskData, prepare_task
 from alignment.models.decoder import Decoder
@@ -84,13 +86,17 @@ def copy_module(module: nnx.Module) -> nnx.Module:
 
 
 @contextlib.contextmanager
-def stage(name: str):
+def stage(name: str, seconds: dict[str, float] | None = None, key: str | None = None):
     """Prints a line when a stage starts and one with its wall time when it ends (the learners
-    and trainers add progress bars)."""
+    and trainers add progress bars); adds the time to ``seconds[key or name]`` when given."""
     start = time.perf_counter()
     print(f"[experiment] {name} ...", flush=True)
     yield
-    print(f"[experiment] {name}: {time.perf_counter() - start:.1f} s", flush=True)
+    elapsed = time.perf_counter() - start
+    if seconds is not None:
+        key = key or name
+        seconds[key] = round(seconds.get(key, 0.0) + elapsed, 1)
+    print(f"[experiment] {name}: {elapsed:.1f} s", flush=True)
 
 
 # --------------------------------------------------------------------------------- reward models
@@ -116,7 +122,8 @@ def train_reward_models(experiment: Experiment, task: TaskData, directory: Path,
         proxies[kind] = []
         for group in groups:
             path = directory / (kind if kind == "bt" else f"gpm-{group[0]}")
-            model = fit_reward_model(kind, task.policy, group, spec, task.reward_batches, path, mesh=mesh, progress=progress)
+            model = fit_reward_model(kind, task.policy, group, spec, task.reward_batches, path, mesh=mesh, progress=progress,
+                                     pairs_from=experiment.task)
             if kind == "bt":
                 proxies[kind].append(ModelReward(model, task.tokenizer, group, max_length=spec.max_length, mesh=mesh))
             else:
@@ -125,11 +132,13 @@ def train_reward_models(experiment: Experiment, task: TaskData, directory: Path,
 
 
 def fit_reward_model(kind: str, policy: Decoder, properties: Sequence[str], spec: RewardModelSpec, batches: RewardBatches,
-                     path: Path, mesh=None, progress: bool = True) -> nnx.Module:
+                     path: Path, mesh=None, progress: bool = True, pairs_from=None) -> nnx.Module:
     """A ``kind`` model on a copy of ``policy``'s backbone judging ``properties``: restored from
-    ``path`` when it was trained before, else trained on ``batches(spec, properties)`` and saved there."""
+    ``path`` when it was trained before, else trained on ``batches(spec, properties)`` and saved there.
+    ``pairs_from``: the task config the pairs come from (part of the provenance a reuse checks)."""
     model = _reward_model(kind, policy, len(properties), spec)
-    made_with = {"kind": kind, "properties": list(properties), "spec": dataclasses.asdict(spec), "policy": fingerprint(policy)}
+    made_with = {"kind": kind, "properties": list(properties), "spec": dataclasses.asdict(spec), "policy": fingerprint(policy),
+                 **({"task": dataclasses.asdict(pairs_from)} if pairs_from is not None else {})}
     record = path.parent / f"{path.name}.made_with.json"
     if path.is_dir():
         check_made_with(record, made_with)
@@ -220,6 +229,11 @@ class JudgedSamples:
     proxy: np.ndarray
     kl: np.ndarray
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numbers (not the texts) as float32 arrays: a checkpoint's ``samples``."""
+        return {"judge": np.asarray(self.judge, np.float32), "proxy": np.asarray(self.proxy, np.float32),
+                "kl": np.asarray(self.kl, np.float32)}
+
 
 @nnx.jit(static_argnums=(4,))
 def _reference_logprobs(reference: Decoder, tokens, prompt_mask, response_mask, prompt_length: int):
@@ -227,30 +241,43 @@ def _reference_logprobs(reference: Decoder, tokens, prompt_mask, response_mask, 
     return token_logprobs_and_entropy(reference.logits(hidden), tokens[:, prompt_length:])[0]
 
 
-class PolicyJudge:
-    """Samples ``eval_samples`` responses per held-out prompt from a policy and judges them.
+def stream_id(name: str) -> int:
+    """A stable 31-bit number for a name (the run's sampling stream; Python's ``hash`` is salted)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
-    The sampled KL is ``sum_t log pi(y_t) - log pi_0(y_t)`` over each response sampled from pi
-    (temperature 1), an unbiased estimate of KL(pi || pi_0) per prompt.
+
+class PolicyJudge:
+    """Samples responses to the held-out prompts from a policy and judges them.
+
+    Every call samples with a key of its own, ``fold_in(fold_in(key(seed), stream_id(stream)),
+    step)``: pi_0 (stream "pi_0") and every checkpoint of every run draw independent samples, so
+    a win rate over pi_0 compares independent samples of the two policies, the estimand of Wang
+    et al. (arXiv 2402.00742), and not common random numbers (which make a policy near pi_0
+    copy pi_0's sample for the same key). The sampled KL is ``sum_t log pi(y_t) - log pi_0(y_t)``
+    over each response sampled from pi (temperature 1), an unbiased estimate of KL(pi || pi_0).
     """
 
     def __init__(self, task: TaskData, reference: Decoder, proxies: Sequence[RewardFunction], *,
-                 samples: int, max_prompt_length: int, max_new_tokens: int, seed: int, mesh=None):
-        self.task, self.reference, self.proxies, self.samples, self.mesh = task, reference, list(proxies), samples, mesh
+                 samples: int, base_samples: int, max_prompt_length: int, max_new_tokens: int, seed: int, mesh=None):
+        self.task, self.reference, self.proxies, self.mesh = task, reference, list(proxies), mesh
+        self.samples, self.base_samples = samples, base_samples
         tokenizer = task.tokenizer
         self.prompt_ids = [tokenizer.encode(tokenizer.apply_chat_template(chat)) for chat in task.eval_chats]
+        n = len(self.prompt_ids)
         self.sampler = Sampler(
             SamplerConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
-                          prompt_buckets=(max_prompt_length,), batch_buckets=(len(self.prompt_ids) * samples,)),
+                          prompt_buckets=(max_prompt_length,), batch_buckets=tuple(sorted({n * samples, n * base_samples}))),
             mesh=mesh,
         )
         self.key = jax.random.key(seed)
 
-    def __call__(self, policy: Decoder) -> JudgedSamples:
-        """The same key for every policy: pi_0 and each checkpoint see common random numbers."""
-        n, m = len(self.prompt_ids), self.samples
+    def __call__(self, policy: Decoder, stream: str, step: int = 0, samples: int | None = None) -> JudgedSamples:
+        """``samples`` (default ``self.samples``) responses per held-out prompt from ``policy``,
+        drawn with the key of ``(stream, step)`` (class docstring)."""
+        n, m = len(self.prompt_ids), samples or self.samples
+        key = jax.random.fold_in(jax.random.fold_in(self.key, stream_id(stream)), step)
         with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
-            out = sample_groups(self.sampler, policy, self.task.tokenizer, self.prompt_ids, m, self.key)
+            out = sample_groups(self.sampler, policy, self.task.tokenizer, self.prompt_ids, m, key)
             o = out.output
             reference = _reference_logprobs(self.reference, o.tokens, o.prompt_mask, o.response_mask, o.prompt_length)
         mask = o.response_mask[:, o.prompt_length :]
@@ -261,6 +288,10 @@ class PolicyJudge:
         proxy = np.stack([np.asarray(scores[p]) for p in self.task.properties], axis=-1)
         P = len(self.task.properties)
         return JudgedSamples(np.array(out.texts, dtype=object).reshape(n, m), judge.reshape(n, m, P), proxy.reshape(n, m, P), kl.reshape(n, m))
+
+    def base(self, policy: Decoder) -> JudgedSamples:
+        """pi_0's own ``base_samples`` per held-out prompt (its KL to itself is 0 up to rounding)."""
+        return self(policy, "pi_0", 0, self.base_samples)
 
 
 # --------------------------------------------------------------------------------- the pipeline
@@ -280,22 +311,24 @@ class Pipeline:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mesh = None if experiment.mesh is None else make_mesh(**dataclasses.asdict(experiment.mesh))
         self.run_results: dict[str, dict] = {}
+        self.started = time.perf_counter()
+        self.stage_seconds: dict[str, float] = {}
 
     @functools.cached_property
     def task(self) -> TaskData:
         """The task's data, with its judge: a task without one gets a held-out reward model
         (``train_judge``), trained once and kept in ``workdir/reward_models/judge``."""
-        with stage("task"):
+        with stage("task", self.stage_seconds):
             task = prepare_task(self.experiment.task, self.cache_dir, mesh=self.mesh)
         if task.judge is not None:
             return task
-        with stage("judge reward model"):
+        with stage("judge reward model", self.stage_seconds):
             judge = train_judge(self.experiment, task, self.workdir / "reward_models" / "judge", mesh=self.mesh, progress=self.progress)
         return dataclasses.replace(task, judge=judge)
 
     @functools.cached_property
     def proxies(self) -> Proxies:
-        with stage("reward models"):
+        with stage("reward models", self.stage_seconds):
             return train_reward_models(self.experiment, self.task, self.workdir / "reward_models", mesh=self.mesh, progress=self.progress)
 
     def _base_rewards(self, chats, reward_fns, config=None) -> BaseRewards:
@@ -305,14 +338,14 @@ class Pipeline:
     @functools.cached_property
     def base_rewards(self) -> dict[str, BaseRewards]:
         """The reference stage on the alignment prompts, per reward-model kind."""
-        with stage("reference rewards"):
+        with stage("reference rewards", self.stage_seconds):
             return {kind: self._base_rewards(self.task.alignment_chats, fns) for kind, fns in self.proxies.items()}
 
     @functools.cached_property
     def eval_base_rewards(self) -> BaseRewards:
         """The reference stage on the held-out prompts (BT proxies): their r_ref is the base
         reward of the per-prompt diagnostics and of best-of-k's reranking."""
-        with stage("held-out reference rewards"):
+        with stage("held-out reference rewards", self.stage_seconds):
             return self._base_rewards(self.task.eval_chats, self.proxies["bt"])
 
     @property
@@ -323,19 +356,23 @@ class Pipeline:
 
     @functools.cached_property
     def judge(self) -> PolicyJudge:
-        t = self.experiment.task
-        return PolicyJudge(self.task, self.task.policy, self.proxies["bt"], samples=t.eval_samples, max_prompt_length=t.max_prompt_length,
-                           max_new_tokens=t.max_new_tokens, seed=self.experiment.evaluation.seed, mesh=self.mesh)
+        t, e = self.experiment.task, self.experiment.evaluation
+        return PolicyJudge(self.task, self.task.policy, self.proxies["bt"], samples=t.eval_samples,
+                           base_samples=e.base_samples or t.eval_samples, max_prompt_length=t.max_prompt_length,
+                           max_new_tokens=t.max_new_tokens, seed=e.seed, mesh=self.mesh)
 
     @functools.cached_property
     def pi_0(self) -> JudgedSamples:
-        with stage("judging pi_0"):
-            return self.judge(self.task.policy)
+        """pi_0's samples on the held-out prompts, judged: the ``old`` side of every win rate."""
+        with stage("judging pi_0", self.stage_seconds):
+            return self.judge.base(self.task.policy)
 
     def align(self, run: RunSpec) -> dict:
         """Trains ``run``, judging every ``evaluation.every`` steps and the last; returns its
         result (a ``runs`` entry of ``alignment.evaluation``'s results). A run whose
         ``result.json`` exists is read back; an interrupted one continues from its checkpoint."""
+        if run.seeds is not None and len(run.seeds) > 1:
+            raise ValueError(f"run {run.name!r} has seeds {run.seeds}: align each of run.repeated() (Experiment.learner_runs)")
         directory = self.workdir / "runs" / run.name
         done = directory / "result.json"
         made_with = self._made_with(run)
@@ -344,7 +381,11 @@ class Pipeline:
         else:
             directory.mkdir(parents=True)
             _write_json(directory / "made_with.json", made_with)
-        result = json.loads(done.read_text()) if done.is_file() else self._train_and_judge(run, directory)
+        if done.is_file():
+            result = json.loads(done.read_text())
+            result["checkpoints"] = attach_samples(directory, result["checkpoints"])
+        else:
+            result = self._train_and_judge(run, directory)
         self.run_results[run.name] = result
         return result
 
@@ -363,13 +404,13 @@ class Pipeline:
             # GPO against pi_0: each GPM scores responses against the K stored base responses of
             # the prompt, and r_ref comes from the base responses scored the same way.
             proxies = [fn.against(task.alignment_chats, base.texts) for fn in proxies]
-            with stage("reference rewards against base opponents"):
+            with stage("reference rewards against base opponents", self.stage_seconds):
                 base = self._base_rewards(task.alignment_chats, proxies)
         reward_fns = run_reward_functions(proxies, run, task.properties)
         references = base.references(run.reference_method, quantile=run.quantile)
         config = run.learner_config(experiment.learner)
         eval_references, pi_0 = self.eval_references, self.pi_0
-        with stage(f"run {run.name}"):
+        with stage(f"run {run.name}", self.stage_seconds, "learner runs"):
             value = ValueModel(copy_module(task.policy), rngs=nnx.Rngs(config.seed + 1)) if config.algorithm == "ppo" else None
             learner = Learner(copy_module(task.policy), task.policy, task.tokenizer, reward_fns, task.alignment_chats,
                               {p: references[p] for p in properties}, config, value_model=value, mesh=self.mesh, workdir=directory)
@@ -377,28 +418,32 @@ class Pipeline:
             evaluations = json.loads(evaluations_file.read_text()) if evaluations_file.is_file() else []
             if any(path.name.isdigit() for path in (directory / "checkpoints").glob("*")):
                 learner.restore()  # an interrupted run continues from its last checkpoint
-            evaluations = [e for e in evaluations if e["step"] <= learner.step]
-            every = experiment.evaluation.every or config.num_steps
-            for stop in sorted({*range(every, config.num_steps, every), config.num_steps}):
+            evaluations = attach_samples(directory, [e for e in evaluations if e["step"] <= learner.step])
+            for stop in experiment.evaluation.judged_steps(config.num_steps):
                 if stop <= learner.step:
                     continue
                 learner.run(stop, progress=self.progress)
-                judged = self.judge(learner.trainable.policy)
-                evaluations.append(evaluation.evaluate_policy(
+                judged = self.judge(learner.trainable.policy, run.name, stop)
+                record = evaluation.evaluate_policy(
                     judged.judge, pi_0.judge, list(task.properties), kl=judged.kl, new_proxy=judged.proxy,
                     base_reward=eval_references, optimised=list(properties), step=stop, level=experiment.evaluation.level,
-                ))
-                _write_json(evaluations_file, evaluations)
+                )
+                record["samples"] = judged.arrays()
+                save_samples(directory, stop, record["samples"])
+                evaluations.append(record)
+                _write_json(evaluations_file, without_samples(evaluations))
             learner.close()
         result = {
             "name": run.name, "label": run.label, "transform": run.utility.transform, "aggregator": run.utility.aggregator,
-            "algorithm": run.algorithm, "kl_coef": run.kl_coef, "optimised": list(properties),
-            "reference": {"method": run.reference_method, "quantile": run.quantile}, "reward_model": run.reward_model,
-            **({"gpm_opponents": run.gpm_opponents} if run.reward_model == "gpm" else {}),
-            "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": evaluations,
+            "normalize": run.utility.normalize, "algorithm": run.algorithm, "kl_coef": run.kl_coef, "seed": config.seed,
+            "optimised": list(properties), "reference": {"method": run.reference_method, "quantile": run.quantile},
+            "reward_model": run.reward_model, **({"gpm_opponents": run.gpm_opponents} if run.reward_model == "gpm" else {}),
+            "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": without_samples(evaluations),
         }
         _write_json(directory / "result.json", result)
-        return json.loads(json.dumps(result, default=_json))
+        result = json.loads(json.dumps(result, default=_json))
+        result["checkpoints"] = attach_samples(directory, result["checkpoints"])
+        return result
 
     def best_of_k(self) -> list[dict]:
         """Best-of-k from pi_0 on the first ``best_of_k.eval_prompts`` held-out prompts: ``max(ks)``
@@ -411,7 +456,7 @@ class Pipeline:
         n = spec.eval_prompts
         references = {p: r[:n] for p, r in self.eval_base_rewards.references(spec.reference_method, quantile=spec.quantile).items()}
         old = self.pi_0.judge[:n]
-        with stage("best-of-k"):
+        with stage("best-of-k", self.stage_seconds):
             chats = task.eval_chats[:n]
             config = dataclasses.replace(self.experiment.reference, num_samples=max(spec.ks), seed=self.experiment.reference.seed + 1)
             scored = self._base_rewards(chats, self.proxies["bt"], config)
@@ -421,10 +466,11 @@ class Pipeline:
             for label, utility in spec.utilities:
                 for k in spec.ks:
                     index = rerank(scored, utility, references, k).index
-                    chosen = np.repeat(judged[np.arange(n), index][:, None], old.shape[1], axis=1)
+                    chosen = judged[np.arange(n), index][:, None]  # [n, 1, P], against each of pi_0's samples
                     entry = evaluation.evaluate_policy(chosen, old, list(task.properties), level=self.experiment.evaluation.level)
-                    out.append({"label": label, "transform": utility.transform, "aggregator": utility.aggregator, "k": k,
-                                "kl": evaluation.best_of_k_kl(k), **entry})
+                    entry["samples"] = {"judge": np.asarray(chosen[:, 0], np.float32)}
+                    out.append({"label": label, "transform": utility.transform, "aggregator": utility.aggregator,
+                                "normalize": utility.normalize, "k": k, "kl": evaluation.best_of_k_kl(k), **entry})
         return out
 
     @functools.cached_property
@@ -442,7 +488,7 @@ class Pipeline:
         n = min(GPM_CHECK_PROMPTS, len(task.eval_chats))
         heldout = None if task.heldout_batches is None else [b for _, b in task.heldout_batches(self.experiment.reward_models, gpm.properties)]
         responses = self.pi_0.texts[:n].tolist()
-        with stage("GPM checks"):
+        with stage("GPM checks", self.stage_seconds):
             checks = measure_gpm_claims(gpm, self.proxies["bt"], chats=task.eval_chats[:n], responses=responses, heldout=heldout,
                                         seed=self.experiment.reward_models.seed)
         _write_json(path, checks)
@@ -451,23 +497,42 @@ class Pipeline:
     def results(self, best_of_k: Sequence[dict] = ()) -> dict:
         """The results structure of ``alignment.evaluation`` over the runs aligned so far (with
         ``"gpm"``, the GPM checks, when the experiment trains a GPM)."""
+        bt = self.base_rewards["bt"]
+        alignment_references = bt.references()
         return {
             "experiment": self.experiment.name, "judge": self.task.judge_name, "properties": list(self.task.properties),
             "level": self.experiment.evaluation.level,
             "base": evaluation.summarize_base(self.pi_0.judge, self.task.properties, proxy=self.pi_0.proxy),
-            "runs": [self.run_results[run.name] for run in self.experiment.runs if run.name in self.run_results],
+            "pi_0": {"judge": np.asarray(self.pi_0.judge, np.float32), "proxy": np.asarray(self.pi_0.proxy, np.float32)},
+            "eval_base_reward": np.asarray(self.eval_references, np.float32),
+            "gradient_batch": {
+                "rewards": np.stack([np.asarray(bt.rewards[p], np.float32) for p in self.task.properties], axis=-1),
+                "references": np.stack([np.asarray(alignment_references[p], np.float32) for p in self.task.properties], axis=-1),
+            },
+            "runs": [self.run_results[run.name] for run in self.experiment.learner_runs() if run.name in self.run_results],
             "best_of_k": list(best_of_k),
+            **({"probes": self.probes} if self.probes else {}),
             **({"data": self.task.summary} if self.task.summary else {}),
             **({"gpm": self.gpm_checks} if self.gpm_checks is not None else {}),
+            "cost": {"wall_seconds": round(time.perf_counter() - self.started, 1), "learner_runs": len(self.run_results),
+                     "stages": dict(self.stage_seconds)},
         }
+
+    @functools.cached_property
+    def probes(self) -> list[dict]:
+        """What the BT proxies reward that the judge does not: ``alignment.experiment.probes``'
+        table on one pi_0 sample per held-out prompt (sandbox tasks only; [] otherwise)."""
+        with stage("probes", self.stage_seconds):
+            return measure_probes(self.task, self.proxies["bt"], [str(texts[0]) for texts in self.pi_0.texts],
+                                  seed=self.experiment.evaluation.seed)
 
     def run(self) -> dict:
         """Every stage in order, then the report under ``workdir/report``; returns the results."""
-        for run in self.experiment.runs:
+        for run in self.experiment.learner_runs():
             self.align(run)
         results = self.results(self.best_of_k())
         if distributed.is_primary():
-            with stage("report"):
+            with stage("report", self.stage_seconds):
                 evaluation.write_report(results, self.workdir / "report")
         return results
 
@@ -488,6 +553,30 @@ def _training_summary(history: list[dict]) -> dict[str, float]:
     """Mean over the run's steps of the per-step metrics (the gradient-shape ones included)."""
     keys = sorted({k for record in history for k, v in record.items() if k != "step" and isinstance(v, (int, float))})
     return {k: float(np.nanmean([r[k] for r in history if isinstance(r.get(k), (int, float))])) for k in keys}
+
+
+def save_samples(directory: Path, step: int, samples: dict[str, np.ndarray]) -> None:
+    """A judged checkpoint's per-prompt, per-sample arrays: ``<run>/judged/step_<step>.npz``."""
+    if distributed.is_primary():
+        (directory / "judged").mkdir(exist_ok=True)
+        np.savez_compressed(directory / "judged" / f"step_{step}.npz", **samples)
+
+
+def attach_samples(directory: Path, evaluations: list[dict]) -> list[dict]:
+    """The checkpoint records with their ``samples`` arrays read back from ``<run>/judged``."""
+    out = []
+    for record in evaluations:
+        path = directory / "judged" / f"step_{record['step']}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the judged samples of step {record['step']} are missing; delete {directory} to rerun it")
+        with np.load(path, allow_pickle=False) as arrays:
+            out.append({**record, "samples": {name: arrays[name] for name in arrays.files}})
+    return out
+
+
+def without_samples(evaluations: list[dict]) -> list[dict]:
+    """The checkpoint records without their arrays (for the JSON files)."""
+    return [{k: v for k, v in record.items() if k != "samples"} for record in evaluations]
 
 
 def _write_json(path: Path, value) -> None:

@@ -41,6 +41,12 @@ class SandboxTask:
         garbled or repeated sentences); "grammar", the sandbox's response grammar (clean text).
       alignment_prompts: prompts of the "policy" split the learners see (a seeded draw over
         every topic).
+      label_temperatures: ``{property: beta_p}``, the inverse temperature of that property's
+        Bradley-Terry labels, P(a > b) = sigmoid(beta_p * (g_p(a) - g_p(b))) (a property not
+        named keeps the sandbox's ``beta``). Real reward models differ in scale: their labels
+        are not equally reliable for every property.
+      label_flip: the fraction of the proxies' labels flipped at random after the draw
+        (annotator error, independent of the responses).
       eval_prompts, eval_samples: held-out "eval" prompts (drawn the same way) and responses per
         prompt for the judge.
       max_prompt_length, max_new_tokens: the prompts' padded length and the response limit.
@@ -49,6 +55,8 @@ class SandboxTask:
     sandbox: SandboxConfig = SandboxConfig()
     reward_pairs_per_prompt: int = 8
     reward_pairs_from: str = "policy"
+    label_temperatures: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    label_flip: float = 0.0
     alignment_prompts: int = 128
     eval_prompts: int = 96
     eval_samples: int = 2
@@ -58,6 +66,13 @@ class SandboxTask:
     def __post_init__(self):
         if self.reward_pairs_from not in PAIR_SOURCES:
             raise ValueError(f"unknown reward_pairs_from {self.reward_pairs_from!r}; valid: {', '.join(PAIR_SOURCES)}")
+        if not 0.0 <= self.label_flip < 0.5:
+            raise ValueError(f"label_flip must be in [0, 0.5), got {self.label_flip}")
+        bad = {p: t for p, t in self.label_temperatures.items() if not t > 0}
+        if bad:
+            raise ValueError(f"label_temperatures must be > 0, got {bad}")
+        if self.label_temperatures and self.reward_pairs_from != "policy":
+            raise ValueError("label_temperatures apply to reward_pairs_from='policy' (the grammar pairs use the sandbox's beta)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +164,9 @@ class RunSpec:
       gpm_opponents: whom a GPM scores a response against (GPO): "policy", the other samples of
         its prompt; "base", the reference stage's K base responses of its prompt.
       learner_overrides: further ``LearnerConfig`` fields of this run (e.g. PPO's learning rate).
+      seeds: the training seeds (``LearnerConfig.seed``) this run is repeated over, one learner
+        run each, named ``<name>-seed<s>`` (``Experiment.learner_runs``); ``None``: one run with
+        the base learner's seed.
     """
 
     name: str
@@ -162,8 +180,13 @@ class RunSpec:
     reward_model: str = "bt"
     gpm_opponents: str = "policy"
     learner_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(f"run {self.name!r}: seeds must be distinct and non-empty, got {self.seeds}")
+        if self.seeds is not None and "seed" in self.learner_overrides:
+            raise ValueError(f"run {self.name!r}: set the training seed by seeds or by learner_overrides['seed'], not both")
         unknown = sorted(set(self.learner_overrides) - {f.name for f in dataclasses.fields(LearnerConfig)})
         if unknown:
             raise ValueError(f"run {self.name!r}: unknown LearnerConfig fields {unknown} in learner_overrides")
@@ -175,7 +198,16 @@ class RunSpec:
             raise ValueError(f"run {self.name!r}: unknown gpm_opponents {self.gpm_opponents!r}; valid: {', '.join(GPM_OPPONENTS)}")
 
     def learner_config(self, base: LearnerConfig) -> LearnerConfig:
-        return dataclasses.replace(base, **self.learner_overrides, utility=self.utility, kl_coef=self.kl_coef, algorithm=self.algorithm)
+        seed = {} if self.seeds is None else {"seed": self.seeds[0]}
+        return dataclasses.replace(base, **self.learner_overrides, **seed, utility=self.utility, kl_coef=self.kl_coef,
+                                   algorithm=self.algorithm)
+
+    def repeated(self) -> list[RunSpec]:
+        """One spec per training seed (``seeds``), each with one seed and its own name; ``[self]``
+        when the run has no seeds or a single one."""
+        if self.seeds is None or len(self.seeds) == 1:
+            return [self]
+        return [dataclasses.replace(self, name=f"{self.name}-seed{s}", seeds=(s,)) for s in self.seeds]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,11 +224,25 @@ class BestOfKSpec:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationSpec:
-    """Which checkpoints are judged (every ``every`` learner steps, and the last) and the CI level."""
+    """Which checkpoints are judged (``steps``, or every ``every`` learner steps; the last always), the CI level,
+    and pi_0's samples per held-out prompt (``base_samples``; ``None``: the task's
+    ``eval_samples``). Every policy and pi_0 are sampled with their own keys (derived from
+    ``seed``, the run's name and the step), so the win rate compares independent samples."""
 
     every: int = 0
     level: float = 0.95
     seed: int = 7
+    base_samples: int | None = None
+    steps: tuple[int, ...] = ()
+
+    def judged_steps(self, num_steps: int) -> list[int]:
+        """The learner steps judged: ``steps`` when given (denser where the curves move fast),
+        else every ``every`` steps; the last step always."""
+        if any(not 0 < s <= num_steps for s in self.steps):
+            raise ValueError(f"evaluation.steps {self.steps} must lie in [1, num_steps={num_steps}]")
+        every = self.every or num_steps
+        chosen = self.steps or range(every, num_steps, every)
+        return sorted({*chosen, num_steps})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +269,12 @@ class Experiment:
     mesh: MeshSpec | None = None
 
     def __post_init__(self):
-        names = [run.name for run in self.runs]
+        names = [run.name for run in self.learner_runs()]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"experiment {self.name!r}: run names must be unique; repeated: {repeated}")
+
+    def learner_runs(self) -> list[RunSpec]:
+        """Every learner run: each ``RunSpec`` repeated over its seeds (``RunSpec.repeated``)."""
+        return [single for run in self.runs for single in run.repeated()]
 

@@ -131,7 +131,9 @@ def gold_scores(chat: Chat, text: str) -> dict[str, float]:
 def policy_preference_records(box: sandbox.Sandbox, task: SandboxTask, prompts: Sequence[sandbox.Prompt]) -> dict[str, list[PreferenceRecord]]:
     """``task.reward_pairs_per_prompt`` pairs per prompt of pi_0's own samples (two fresh samples a
     pair, ``task``'s length limits, temperature 1), each property labelling every pair by one draw
-    of the gold Bradley-Terry model (``sandbox.label_pair``, the sandbox's ``beta``). The samples
+    of the gold Bradley-Terry model (``sandbox.label_pair``, at the property's
+    ``task.label_temperatures`` or else the sandbox's ``beta``), then flipped with probability
+    ``task.label_flip`` (a stream of its own, so the draws do not depend on it). The samples
     are drawn once per sandbox and kept in its cache entry (``alignment.rl.reference``'s cache)."""
     pairs = task.reward_pairs_per_prompt
     config = ReferenceConfig(num_samples=2 * pairs, max_new_tokens=task.max_new_tokens, max_prompt_length=task.max_prompt_length,
@@ -140,12 +142,19 @@ def policy_preference_records(box: sandbox.Sandbox, task: SandboxTask, prompts: 
                                    [FunctionReward(gold_scores, sandbox.PROPERTIES)], config,
                                    cache_dir=None if box.directory is None else box.directory / "pi_0-samples")
     records: dict[str, list[PreferenceRecord]] = {}
+    unknown = sorted(set(task.label_temperatures) - set(sandbox.PROPERTIES))
+    if unknown:
+        raise ValueError(f"SandboxTask.label_temperatures names unknown properties {unknown}; valid: {list(sandbox.PROPERTIES)}")
     for index, prop in enumerate(sandbox.PROPERTIES):
         rng = np.random.default_rng([task.sandbox.seed, STREAMS["pi_0 pairs"], index])
+        flips = np.random.default_rng([task.sandbox.seed, STREAMS["pi_0 pairs"], index, 1])
+        beta = task.label_temperatures.get(prop, task.sandbox.beta)
         records[prop] = []
         for prompt, texts in zip(prompts, samples.texts):
             for a, b in zip(texts[0::2], texts[1::2]):
-                chosen, rejected = sandbox.label_pair(prompt.text, str(a), str(b), prop, rng, task.sandbox.beta)
+                chosen, rejected = sandbox.label_pair(prompt.text, str(a), str(b), prop, rng, beta)
+                if task.label_flip and flips.random() < task.label_flip:
+                    chosen, rejected = rejected, chosen
                 records[prop].append(PreferenceRecord(context(prompt), chosen, rejected, 1.0, prop,
                                                       f"{task.sandbox.source}:pi_0", len(records[prop]) + 1))
     return records

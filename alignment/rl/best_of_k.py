@@ -76,7 +76,7 @@ def rerank(
     scores = {name: scored.rewards[name][:, :k] for name in properties}
     flat_rewards = jnp.stack([scores[name].reshape(-1) for name in properties], axis=-1)
     flat_references = jnp.repeat(jnp.stack([jnp.asarray(references[name], jnp.float32) for name in properties], axis=-1), k, axis=0)
-    utilities = np.asarray(utility(flat_rewards, flat_references, properties)).reshape(n, k)
+    utilities = np.asarray(utility(flat_rewards, flat_references, properties, k)).reshape(n, k)
     index = utilities.argmax(axis=1)
     texts = [str(scored.texts[i, j]) for i, j in enumerate(index)]
     return BestOfK(texts, index, scored.ended[np.arange(n), index], utilities, scores)

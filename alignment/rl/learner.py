@@ -430,7 +430,7 @@ class Learner:
         mask = response_mask.astype(jnp.float32)
         kl_tokens = kl.k1(old_logprobs, ref_logprobs) * mask
         kl_sequence = kl_tokens.sum(axis=1)
-        utility_of = lambda r: c.utility(r, jnp.nan_to_num(references), self.properties)  # noqa: E731
+        utility_of = lambda r: c.utility(r, jnp.nan_to_num(references), self.properties, c.num_samples)  # noqa: E731
         utility, slope_fn = jax.vjp(utility_of, rewards)
         slopes = slope_fn(jnp.ones_like(utility))[0]  # dU/dr_p per response: the weight of a reward gain
         if c.no_eos_penalty is not None:
