@@ -10,6 +10,7 @@ from flax import nnx
 from alignment import evaluation, sandbox
 from alignment.experiment import Experiment, Pipeline, RewardModelSpec, RunSpec, SandboxTask, TaskData
 from alignment.experiment import gpm_checks as checks
+from alignment.training import evaluate_pairs
 from alignment.experiment.runner import JudgedSamples
 from alignment.experiment.tasks import pair_batches
 from alignment.models import Decoder, get_config
@@ -62,11 +63,13 @@ def test_count_rows_restores_the_method():
     assert Decoder.hidden_states is original and rows == []
 
 
-def test_heldout_accuracies_of_both_kinds():
+def test_heldout_correctness_per_pair_of_both_kinds_averages_to_the_accuracy():
     batches = _heldout()
-    for reward in (_gpm(), _bt()):
-        accuracy, pairs = checks.heldout_accuracy(reward, "helpful", batches)
-        assert 0.0 <= accuracy <= 1.0 and pairs == 4 * len(PROMPTS)
+    for reward, objective in ((_gpm(), "gpm"), (_bt(), "bt")):
+        correct = checks.heldout_correct(reward, "helpful", batches)
+        assert correct.shape == (4 * len(PROMPTS),) and set(np.unique(correct)) <= {0.0, 0.5, 1.0}
+        metrics = evaluate_pairs(reward.model, (("helpful", b) for b in batches), objective=objective, properties=reward.properties)
+        assert correct.mean() == pytest.approx(metrics["helpful/accuracy"], abs=1e-6)
 
 
 def _pipeline(workdir, gpm: GPMReward, experiment: Experiment | None = None, chats=CHATS) -> Pipeline:
@@ -95,6 +98,7 @@ def test_the_pipeline_reports_the_gpm_checks_once(tmp_path):
     assert gpm["cyclic_accuracy"]["gpm"] >= 0.95 and gpm["cyclic_accuracy"]["bt"] <= 0.70
     assert gpm["forward_passes_for_k"] == {"4": 4, "16": 16} and gpm["skew_symmetry_max_error"] == 0.0
     assert set(gpm["transitive_accuracy"]) == {"gpm", "bt"} and gpm["details"]["heldout_pairs"] == 4 * len(PROMPTS)
+    assert len(gpm["transitive_correct"]["gpm"]) == len(gpm["transitive_correct"]["bt"]) == 4 * len(PROMPTS)
     assert gpm["details"]["property"] == "helpful" and gpm["details"]["skew_pairs"] == 3 * 4 * 4
     statuses = {c.claim: c.status for c in evaluation.check_claims(results) if c.claim.startswith("GPM")}
     assert statuses["GPM 1"] == statuses["GPM 2"] == statuses["GPM 4"] == "held" and statuses["GPM 3"] != "not tested"

@@ -44,7 +44,7 @@ import numpy as np
 from alignment.data import RewardBatch
 from alignment.parallel import to_host
 from alignment.rl.scoring import Chat, GPMReward, ModelReward, group_preference_matrix
-from alignment.training.reward_model import evaluate_pairs
+from alignment.training.reward_model import pair_accuracies
 from alignment.training.synthetic import fit_cyclic
 
 FORWARD_KS = (4, 16)
@@ -120,12 +120,12 @@ def forward_rows(gpm: GPMReward, chat: Chat, candidates: Sequence[str]) -> int:
     return sum(rows)
 
 
-def heldout_accuracy(reward: GPMReward | ModelReward, prop: str, batches: Iterable[RewardBatch]) -> tuple[float, int]:
-    """``(accuracy, pairs)`` of the model behind ``reward`` (its head for ``prop``) on ``batches``."""
+def heldout_correct(reward: GPMReward | ModelReward, prop: str, batches: Iterable[RewardBatch]) -> np.ndarray:
+    """``[pairs]`` per held-out pair: whether the model behind ``reward`` (its head for ``prop``)
+    prefers the labelled side (1, 0, or 1/2 for a tied label); its mean is the accuracy."""
     objective = "gpm" if isinstance(reward, GPMReward) else "bt"
-    metrics = evaluate_pairs(reward.model, ((prop, batch) for batch in batches), objective=objective,
-                             properties=reward.properties, mesh=reward.mesh, rules=reward.rules)
-    return float(metrics[f"{prop}/accuracy"]), int(metrics[f"{prop}/pairs"])
+    return pair_accuracies(reward.model, ((prop, batch) for batch in batches), objective=objective,
+                           properties=reward.properties, mesh=reward.mesh, rules=reward.rules)[prop]
 
 
 def gpm_checks(
@@ -168,8 +168,9 @@ def gpm_checks(
     if heldout is not None and judge is not None:
         batches = list(heldout)
         if batches:
-            gpm_accuracy, pairs = heldout_accuracy(gpm, prop, batches)
-            bt_accuracy, _ = heldout_accuracy(judge, prop, batches)
-            out["transitive_accuracy"], details["heldout_pairs"] = {"gpm": gpm_accuracy, "bt": bt_accuracy}, pairs
+            correct = {"gpm": heldout_correct(gpm, prop, batches), "bt": heldout_correct(judge, prop, batches)}
+            out["transitive_accuracy"] = {kind: float(c.mean()) for kind, c in correct.items()}
+            out["transitive_correct"] = correct  # paired per held-out pair (McNemar's test)
+            details["heldout_pairs"] = int(correct["gpm"].size)
     details["seconds"] = round(time.perf_counter() - start, 2)
     return {**out, "details": details}

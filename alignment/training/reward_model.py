@@ -141,6 +141,41 @@ def _eval_step(objective: str, beta: float):
     return make_eval_step(_bind_loss(objective, beta))
 
 
+@functools.cache
+def _pair_accuracy_step(objective: str):
+    @nnx.jit
+    def accuracies(model, batch: RewardBatch, property_index: jax.Array) -> jax.Array:
+        return preference_accuracy(MARGINS[objective](model, batch, property_index), batch.label)
+
+    return accuracies
+
+
+def pair_accuracies(
+    model: RewardModel | GPMModel,
+    batches: Iterable[tuple[str, RewardBatch]],
+    *,
+    objective: str,
+    properties: Sequence[str] = ("reward",),
+    mesh: Mesh | None = None,
+    rules=DEFAULT_RULES,
+) -> dict[str, np.ndarray]:
+    """``{property: [pairs]}`` each valid pair's accuracy (1, 0, or 1/2 for a tied label), in the
+    batches' order: paired data for comparing two models on the same pairs (e.g. McNemar's
+    test); its mean is ``evaluate_pairs``' accuracy."""
+    properties = tuple(properties)
+    step = _pair_accuracy_step(objective)
+    results = []
+    for name, batch in batches:
+        if name not in properties:
+            raise ValueError(f"unknown property {name!r}; this model judges: {', '.join(properties)}")
+        with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
+            results.append((name, step(model, place_batch(batch, mesh, rules), jnp.int32(properties.index(name))), batch.valid))
+    out: dict[str, list[np.ndarray]] = {}
+    for name, accuracy, valid in jax.device_get(results):
+        out.setdefault(name, []).append(np.asarray(accuracy, np.float64)[np.asarray(valid, bool)])
+    return {name: np.concatenate(parts) for name, parts in out.items()}
+
+
 def evaluate_pairs(
     model: RewardModel | GPMModel,
     batches: Iterable[tuple[str, RewardBatch]],
