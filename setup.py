@@ -10,6 +10,8 @@ JAX_STACK = [
     # Named experiment configs (configs/ in the repository).
     "fiddle>=0.3",
     "numpy>=1.26",
+    # Student's t and exact binomial tests of the evaluation's decision rules.
+    "scipy>=1.11",
     # Real weights and tokenizers from local files (no downloads at run time).
     "gguf>=0.10",
     "safetensors>=0.4",

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import fiddle as fdl
+import numpy as np
 import pytest
 
-from alignment import configs
+from alignment import configs, evaluation
 from alignment.experiment import Experiment, RunSpec, SandboxTask
 from alignment.rl import Utility
 
@@ -76,7 +77,11 @@ def test_a_command_line_sweep_runs_one_experiment_per_value_and_resumes(box, tmp
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[experiment] report" in again.stdout and "[experiment] run " not in again.stdout
     saved = json.loads((directory / "runs" / "lsc_and-rloo-kl0.2" / "result.json").read_text())
-    assert json.loads((directory / "report" / "results.json").read_text())["runs"][0]["checkpoints"] == saved["checkpoints"]
+    reported = evaluation.load_results(directory / "report")["runs"][0]["checkpoints"]
+    assert [{k: v for k, v in c.items() if k != "samples"} for c in reported] == saved["checkpoints"]
+    for checkpoint in reported:  # the per-sample arrays travel with the report, equal to the run's own
+        with np.load(directory / "runs" / "lsc_and-rloo-kl0.2" / "judged" / f"step_{checkpoint['step']}.npz") as judged:
+            np.testing.assert_array_equal(checkpoint["samples"]["judge"], judged["judge"])
 
     # Another config in that directory is an error naming what differs, never a silent reuse.
     changed = _train("--config", "config:smoke", "--config", "set:runs[0].kl_coef=0.1", "--config", "set:learner.num_steps=3",

@@ -1,43 +1,42 @@
-"""The claims of the two papers, checked against a results structure.
+"""The claims of the two papers, checked against a results structure with the rules of ``decide``.
 
 Section 1: Wang et al., "Transforming and Combining Rewards for Aligning Large Language Models"
 (arXiv 2402.00742), claims 1-7. Section 2: Zhang et al., "Beyond Bradley-Terry Models: A General
 Preference Model for Language Model Alignment" (arXiv 2410.02197), claims GPM 1-4.
+docs/decision_rules.md states every rule and the reason for it.
 
-Each ``claim_*`` function returns a ``ClaimResult`` whose status is "held", "did not hold",
-"inconclusive" (no difference beyond the intervals either way) or "not tested" (the results
-lack what the claim needs; the evidence says what). No status is set
-by construction: every "held" is a comparison of measured numbers that could have gone the
-other way, and the evidence carries those numbers with their intervals.
+Each ``claim_*`` function returns a ``ClaimResult`` whose status is one of ``STATUSES``: "held"
+or "did not hold" (a difference beyond the noise, after Holm's correction, one way or the
+other), "inconclusive", "not in regime" (the runs never reached the condition the claim is
+about) or "not tested" (the results lack what the claim needs, e.g. the per-sample arrays; the
+evidence says what). The evidence carries the estimates with intervals, adjusted p-values, the
+seeds per arm, the prompts and the KL grid points reached.
 
-"LSC" runs are those whose utility is a sum of LSC terms (``results.utility_kind``) with the
-paper's default reference (empirical 0.85 quantile); "raw" runs sum raw rewards. Comparisons
-pair runs of the same target (one property, or the AND of several), learner algorithm and
-reward-model kind.
+**Arms.** Runs with the same label, algorithm, reward model, target (one property, or the AND of
+the optimised properties), utility kind and reference form one arm; its training seeds
+(``run["seed"]``, default 0) are its replicates. "LSC" arms have a sum of LSC terms with the
+paper's default reference (empirical 0.85 quantile); "raw" arms sum raw rewards;
+"group_normalized" arms sum rewards standardised within the prompt's group of samples.
+Comparisons pair an LSC arm with a raw arm of the same (target, algorithm, reward model).
 
-**Matched KL.** A method's curve is the ``frontier`` of (KL, value) over every checkpoint of its
-runs (the final checkpoint of each run of a KL-coefficient sweep, plus intermediate ones). Two
-curves are compared at every observed KL of either that lies inside both KL ranges, the other
-curve linearly interpolated there (``stats.matched_kl``). At each matched point the difference
-d = LSC - raw has half-width h = sqrt(h_LSC² + h_raw²) (independent intervals). A comparison
-**does not hold** when some point has raw ahead beyond noise (d + h < 0); it **holds** when
-none does, mean(d) > 0 and some point has LSC ahead beyond noise (d - h > 0); otherwise it is
-**inconclusive**. It is not tested when the KL ranges do not overlap. A claim with several
-comparisons (e.g. one per learner) holds only when every tested one holds, and does not hold
-as soon as one does not.
+**Metric.** Per seed and checkpoint, per held-out prompt, the all-pairs win rate of the
+checkpoint's samples (``samples.judge``) over pi_0's (``results["pi_0"]["judge"]``) on the arm's
+target; each seed's curve is interpolated in KL at ``decide.KL_GRID`` (or ``results["kl_grid"]``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from alignment.evaluation import decide
+from alignment.evaluation.decide import ALPHA, HELD, INCONCLUSIVE, NOT_HELD, NOT_IN_REGIME, NOT_TESTED, ArmCurves, combine
+from alignment.evaluation.evaluate import target_base
 from alignment.evaluation.results import (
     checkpoints,
-    curve,
     estimate_at,
     final_checkpoint,
     has_default_reference,
@@ -46,33 +45,43 @@ from alignment.evaluation.results import (
     proxy_total,
     reference_variant,
     run_kind,
-    target,
+    run_seed,
     validate_results,
 )
-from alignment.evaluation.stats import Estimate, as_estimate, matched_kl
+from alignment.evaluation.stats import as_estimate, base_halves, binomial_two_sided_p, per_prompt_rates, z_value
 
-HELD, NOT_HELD, INCONCLUSIVE, NOT_TESTED = "held", "did not hold", "inconclusive", "not tested"
-STATUSES = (HELD, NOT_HELD, INCONCLUSIVE, NOT_TESTED)
+STATUSES = (HELD, NOT_HELD, INCONCLUSIVE, NOT_IN_REGIME, NOT_TESTED)
 
+NONINFERIORITY_MARGIN = 0.03         # claim 2: "not worse" = within 0.03 win rate (docs/decision_rules.md)
+GRADIENT_RESAMPLES = 2000            # claim 1: bootstrap resamples over prompts
+GRADIENT_SEED = 0
 BEST_OF_K_KS = (4, 16, 64)
 SENSITIVITY_QUANTILES = (0.5, 0.85, 0.95)
 SENSITIVITY_METHODS = ("empirical", "gaussian")
 CYCLIC_GPM_MIN_ACCURACY = 0.95       # "about 100 %"
 CYCLIC_BT_MAX_ACCURACY = 2 / 3 + 0.05  # "cannot exceed about 2/3"
 SKEW_SYMMETRY_TOLERANCE = 1e-6       # "exactly", up to float rounding
-TRANSITIVE_TOLERANCE = 0.02          # "matches": GPM accuracy >= BT accuracy - 0.02
+TRANSITIVE_TOLERANCE = 0.02          # "matches": GPM accuracy within 0.02 of BT's (non-inferiority margin)
+
+ARRAYS_NEEDED = "needs the per-sample arrays (checkpoints' samples.judge and results['pi_0']['judge'])"
 
 STATEMENTS = {
-    "1": "Gradient shape: under LSC the per-sample policy-gradient weight (mean |advantage|) is smaller for responses above r_ref than below it.",
-    "2": "Single property: at matched KL, the LSC-trained policy's gold win rate over pi_0 >= the raw-reward policy's.",
-    "3": "Reward hacking: under raw reward the proxy keeps rising with KL while the gold win rate stalls or falls; under LSC the gold win rate degrades less.",
-    "4": "Underfitting: the fraction of prompts improved over pi_0 is higher under LSC (at matched KL), and LSC's gains concentrate on prompts with low base reward.",
-    "5": "AND: at matched KL the AND win rate over pi_0 is higher with the sum of LSC terms than with the raw sum; the raw sum lets one property rise while the other falls.",
+    "1": "Gradient shape: on pi_0's samples, LSC shrinks the RLOO advantage magnitude of responses above r_ref relative to those below it, "
+         "compared with the raw reward (ratio of above/below mean |advantage|, LSC over raw, < 1).",
+    "2": "Single property: at matched KL the LSC-trained policy's gold win rate over pi_0 is not worse than the raw-reward policy's "
+         "(non-inferiority within 0.03 at every KL reached), and better where raw over-optimises.",
+    "3": "Reward hacking: when raw reward over-optimises (proxy rising while the gold win rate falls from its peak), "
+         "LSC's gold win rate falls less over the same KL range.",
+    "4": "Underfitting: at matched KL, LSC improves more prompts over pi_0 than raw, and its gains concentrate on prompts with low base reward "
+         "(low-base minus high-base gain larger than raw's).",
+    "5": "AND: at matched KL the AND win rate over pi_0 is higher with the sum of LSC terms than with the raw sum "
+         "(the raw sum may trade one property for another).",
     "6": "Best-of-k: reranking k in {4, 16, 64} base samples by u_AND gives a higher AND win rate than reranking by the raw sum.",
-    "7": "Sensitivity: the reference quantile q in {0.5, 0.85, 0.95} and empirical versus gaussian references are swept and reported (a sweep, not a directional claim: 'held' means the sweep was run).",
+    "7": "Sensitivity: the reference quantile q in {0.5, 0.85, 0.95} and empirical versus gaussian references are swept and reported "
+         "(a sweep, not a directional claim: 'held' means the sweep was run).",
     "GPM 1": "On cyclic preferences (a > b > c > a) a GPM reaches about 100 % pairwise accuracy while BT cannot exceed about 2/3.",
     "GPM 2": "GPM scores are skew-symmetric: s(a, b) + s(b, a) = 0 and s(a, a) = 0 exactly.",
-    "GPM 3": "On transitive preferences a GPM matches BT's accuracy.",
+    "GPM 3": "On transitive preferences a GPM matches BT's accuracy (paired: not worse by more than 0.02).",
     "GPM 4": "Scoring K candidates with a GPM costs K forward passes.",
 }
 
@@ -90,350 +99,477 @@ class ClaimResult:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass(frozen=True)
-class MatchedComparison:
-    """Differences d = a - b (with half-widths h) at matched points ``at`` (KLs, or k for best-of-k)."""
-
-    at: tuple[float, ...]
-    differences: tuple[float, ...]
-    half_widths: tuple[float, ...]
-
-    @property
-    def mean_difference(self) -> float:
-        return float(np.mean(self.differences))
-
-    def count(self, beyond_noise: bool, a_ahead: bool) -> int:
-        """Points where a (or b) is ahead; ``beyond_noise``: by more than the half-width."""
-        sign = 1.0 if a_ahead else -1.0
-        margins = self.half_widths if beyond_noise else [0.0] * len(self.at)
-        return sum(sign * d > h for d, h in zip(self.differences, margins))
-
-    @property
-    def verdict(self) -> str:
-        """The module's rule: did not hold / held / inconclusive."""
-        if self.count(beyond_noise=True, a_ahead=False):
-            return NOT_HELD
-        if self.mean_difference > 0 and self.count(beyond_noise=True, a_ahead=True):
-            return HELD
-        return INCONCLUSIVE
-
-    def describe(self, a: str, b: str, unit: str = "KL") -> str:
-        ahead = {(noise, first): self.count(beyond_noise=noise, a_ahead=first) for noise in (False, True) for first in (True, False)}
-        return (f"mean difference {a} - {b} {self.mean_difference:+.3f} over {len(self.at)} matched {unit} points "
-                f"({min(self.at):.3g} to {max(self.at):.3g}); {a} ahead at {ahead[False, True]}, {b} ahead at "
-                f"{ahead[False, False]}; beyond the interval: {a} {ahead[True, True]}, {b} {ahead[True, False]}")
-
-
-def compare(points: Sequence[tuple[float, Estimate, Estimate]]) -> MatchedComparison | None:
-    """The ``MatchedComparison`` of ``[(at, a, b)]``; None for no points."""
-    if not points:
-        return None
-    return MatchedComparison(
-        at=tuple(float(x) for x, _, _ in points),
-        differences=tuple(a.mean - b.mean for _, a, b in points),
-        half_widths=tuple(math.hypot(a.half_width, b.half_width) for _, a, b in points),
-    )
-
-
-def compare_at_matched_kl(curve_a, curve_b) -> MatchedComparison | None:
-    """Curve a - curve b at matched KL (module docstring); None when the KL ranges do not overlap."""
-    return compare(matched_kl(curve_a, curve_b))
-
-
-def _combine(*statuses: str) -> str:
-    """Several tested statuses as one: did not hold > inconclusive > held (not tested ignored)."""
-    tested = [s for s in statuses if s != NOT_TESTED]
-    for status in (NOT_HELD, INCONCLUSIVE, HELD):
-        if status in tested:
-            return status
-    return NOT_TESTED
-
-
 def _verdict(claim: str, parts: Sequence[tuple[str, str]], missing: str) -> ClaimResult:
-    """Combine per-group (status, evidence) with ``_combine``."""
-    status = _combine(*(status for status, _ in parts))
-    evidence = "; ".join(text for _, text in parts) if parts else missing
+    """Combine the parts' (status, evidence) with ``decide.combine``."""
+    status = combine([status for status, _ in parts])
+    evidence = " | ".join(text for _, text in parts) if parts else missing
     return ClaimResult(claim, STATEMENTS[claim], status, evidence)
 
 
-def _grouped(runs: Sequence[Mapping], key: Callable[[Mapping], tuple]) -> dict[tuple, list[Mapping]]:
-    groups: dict[tuple, list[Mapping]] = {}
-    for run in runs:
-        groups.setdefault(key(run), []).append(run)
-    return dict(sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))))
+# --- arms and their curves ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One method: runs of the same label, algorithm, reward model, target, utility kind and
+    reference; ``runs`` are its seeds (several runs with the same seed: a KL-coefficient sweep)."""
+
+    label: str
+    algorithm: str
+    reward_model: str
+    optimised: tuple[str, ...]
+    kind: str
+    reference: tuple[str, float]
+    runs: tuple[Mapping, ...]
+
+    @property
+    def goal(self) -> str:
+        """The target: the property of a single-property arm, else "and"."""
+        return self.optimised[0] if len(self.optimised) == 1 else "and"
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({run_seed(r) for r in self.runs})
+
+    @property
+    def group(self) -> tuple:
+        """What a comparison must share: (optimised properties, algorithm, reward model)."""
+        return (self.optimised, self.algorithm, self.reward_model)
+
+    @property
+    def group_name(self) -> str:
+        return f"{self.goal if self.goal != 'and' else 'AND(' + '+'.join(self.optimised) + ')'}, {self.algorithm}, {self.reward_model}"
 
 
-def _group_key(properties: Sequence[str]) -> Callable[[Mapping], tuple]:
-    return lambda run: (target(run, properties), run["algorithm"], run.get("reward_model", "bt"))
+def arms(results: Mapping) -> list[Arm]:
+    """The results' runs grouped into arms, in a stable order."""
+    properties = results["properties"]
+    grouped: dict[tuple, list[Mapping]] = {}
+    for run in results["runs"]:
+        key = (run["label"], run["algorithm"], run.get("reward_model", "bt"), tuple(optimised(run, properties)), run_kind(run),
+               reference_variant(run))
+        grouped.setdefault(key, []).append(run)
+    return [Arm(*key, runs=tuple(runs)) for key, runs in sorted(grouped.items(), key=lambda item: tuple(map(str, item[0])))]
 
 
-def _comparison_groups(results: Mapping, runs: Sequence[Mapping]) -> list[tuple[str, str, list, list]]:
-    """``[(name, target, LSC runs, raw runs)]`` per (target, algorithm, reward model) that has both."""
-    groups = []
-    for (goal, algorithm, model), members in _grouped(runs, _group_key(results["properties"])).items():
-        lsc = [r for r in members if run_kind(r) == "lsc" and has_default_reference(r)]
-        raw = [r for r in members if run_kind(r) == "raw"]
-        if lsc and raw:
-            groups.append((f"{goal}, {algorithm}, {model}", goal, lsc, raw))
-    return groups
+def _pi_0_judge(results: Mapping):
+    judge = lookup(results, "pi_0", "judge")
+    return None if judge is None else np.asarray(judge, dtype=np.float64)
 
 
-def _win_rate(goal: str) -> Callable[[Mapping], Estimate | None]:
-    return lambda checkpoint: estimate_at(checkpoint, "win_rate", goal)
+def checkpoint_kl(checkpoint: Mapping) -> float | None:
+    """The checkpoint's mean sampled KL: of ``samples.kl`` when stored, else the ``kl`` Estimate's mean."""
+    kl = lookup(checkpoint, "samples", "kl")
+    if kl is not None:
+        return float(np.mean(kl))
+    estimate = estimate_at(checkpoint, "kl")
+    return None if estimate is None else estimate.mean
 
 
-def _improved_fraction(goal: str) -> Callable[[Mapping], Estimate | None]:
-    """The checkpoint's improved-prompt fraction when its diagnostics are about ``goal``."""
-    def value(checkpoint: Mapping) -> Estimate | None:
-        if lookup(checkpoint, "prompts", "target") not in (goal, None):
-            return None
-        return estimate_at(checkpoint, "prompts", "improved_fraction")
-    return value
+def _grid(results: Mapping) -> tuple[float, ...]:
+    return tuple(float(g) for g in results.get("kl_grid") or decide.KL_GRID)
 
 
-def _matched_part(name: str, lsc: Sequence[Mapping], raw: Sequence[Mapping], value: Callable) -> tuple[str, str]:
-    a, b = curve(lsc, value), curve(raw, value)
-    if not a or not b:
-        return NOT_TESTED, f"{name}: no checkpoints with both a KL and the value ({len(a)} LSC, {len(b)} raw)"
-    comparison = compare_at_matched_kl(a, b)
-    if comparison is None:
-        return NOT_TESTED, f"{name}: KL ranges do not overlap (LSC {a[0][0]:.3g} to {a[-1][0]:.3g}, raw {b[0][0]:.3g} to {b[-1][0]:.3g})"
-    return comparison.verdict, f"{name}: {comparison.describe('LSC', 'raw')}"
-
-
-def _training_ratio(run: Mapping, name: str, metric: str) -> float | None:
-    above = lookup(run, "training", f"{metric}/above_ref/{name}")
-    below = lookup(run, "training", f"{metric}/below_ref/{name}")
-    if above is None or below is None or not math.isfinite(above) or not math.isfinite(below) or below <= 0:
+def _checkpoint_values(results: Mapping, arm: Arm, checkpoint: Mapping, metric, old) -> np.ndarray | None:
+    properties = list(results["properties"])
+    if metric == "proxy":
+        proxy = lookup(checkpoint, "samples", "proxy")
+        index = [properties.index(p) for p in arm.optimised]
+        if proxy is not None:
+            return np.asarray(proxy, dtype=np.float64)[..., index].sum(axis=-1).mean(axis=1)
+        total = proxy_total(checkpoint, arm.optimised)
+        return None if total is None or old is None else np.full(old.shape[0], total)
+    judge = lookup(checkpoint, "samples", "judge")
+    if judge is None or old is None:
         return None
-    return float(above) / float(below)
+    judge = np.asarray(judge, dtype=np.float64)
+    if isinstance(metric, tuple):  # ("win", property)
+        index = properties.index(metric[1])
+    else:
+        index = [properties.index(p) for p in arm.optimised]
+        index = index[0] if len(index) == 1 else index
+    win, loss = per_prompt_rates(judge, old, index)
+    return (win - loss) / 2 if metric == "gain" else win
+
+
+def arm_curves(results: Mapping, arm: Arm, metric="win") -> ArmCurves | str:
+    """The arm's ``decide.ArmCurves`` of ``metric``: "win" (per-prompt win rate on its target),
+    "gain" ((win - loss) / 2 on its target), ("win", property), or "proxy" (per-prompt mean over
+    samples of the sum of the optimised properties' proxy rewards). A string says why there are
+    none (missing arrays)."""
+    old = _pi_0_judge(results)
+    if old is None and metric != "proxy":
+        return f"{arm.label}: results lack pi_0.judge; {ARRAYS_NEEDED}"
+    seeds = []
+    for run in arm.runs:
+        points = [(checkpoint_kl(c), _checkpoint_values(results, arm, c, metric, old)) for c in checkpoints(run)]
+        points = [(kl, v) for kl, v in points if kl is not None and v is not None]
+        if points:
+            seeds.append((run_seed(run), [kl for kl, _ in points], np.stack([v for _, v in points])))
+    if not seeds:
+        if metric == "proxy":
+            return f"{arm.label}: no checkpoint has a KL and proxy scores (samples.proxy or proxy_mean)"
+        return f"{arm.label}: no checkpoint has a KL and samples.judge; {ARRAYS_NEEDED}"
+    return decide.arm_curves(arm.label, seeds, _grid(results))
+
+
+def _pairs(results: Mapping, multi: bool | None) -> list[tuple[Arm, Arm, list[Arm]]]:
+    """``[(LSC arm, raw arm, group-normalised arms)]`` sharing (target, algorithm, reward model);
+    ``multi``: only multi-property (True) or single-property (False) arms, or all (None)."""
+    chosen = [a for a in arms(results) if multi is None or (len(a.optimised) > 1) == multi]
+    out = []
+    for lsc in [a for a in chosen if a.kind == "lsc" and has_default_reference(a.runs[0])]:
+        group = [a for a in chosen if a.group == lsc.group]
+        normalised = [a for a in group if a.kind == "group_normalized"]
+        for raw in [a for a in group if a.kind == "raw"]:
+            out.append((lsc, raw, normalised))
+    return out
+
+
+def _name(lsc: Arm, raw: Arm) -> str:
+    return f"{lsc.group_name}: {lsc.label} vs {raw.label}"
+
+
+def _ready(*curves) -> str | None:
+    reasons = [c for c in curves if isinstance(c, str)]
+    return "; ".join(reasons) if reasons else None
+
+
+# --- claim 1 -----------------------------------------------------------------------------------
+
+def _lsc(r: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """log sigmoid(r - r_ref) = -softplus(r_ref - r), in the stable form."""
+    x = r - reference
+    return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
+
+
+def _rloo(u: np.ndarray) -> np.ndarray:
+    """A_k = u_k - mean_{j != k} u_j over the last axis (K >= 2)."""
+    k = u.shape[-1]
+    return k / (k - 1) * (u - u.mean(axis=-1, keepdims=True))
+
+
+def gradient_ratio(rewards, references, resamples: int = GRADIENT_RESAMPLES, seed: int = GRADIENT_SEED,
+                   level: float = 0.95) -> dict | None:
+    """Claim 1 for one property: ``rewards`` ``[n, K]`` (proxy rewards of K pi_0 samples per
+    prompt), ``references`` ``[n]`` (r_ref). R = (Σ_above |A_lsc| / Σ_below |A_lsc|) /
+    (Σ_above |A_raw| / Σ_below |A_raw|) with RLOO advantages of u = lsc(r, r_ref) and u = r
+    (above: r > r_ref, below: r < r_ref), and a percentile bootstrap interval over prompts.
+    Returns ``{"ratio", "low", "high", "lsc", "raw", "above", "below", "prompts"}`` or None when
+    no sample is above (or below) r_ref."""
+    r = np.asarray(rewards, dtype=np.float64)
+    reference = np.asarray(references, dtype=np.float64).reshape(-1, 1)
+    if r.ndim != 2 or r.shape[1] < 2 or reference.shape[0] != r.shape[0]:
+        raise ValueError(f"gradient_ratio: rewards must be [prompts, K >= 2] and references [prompts], got {r.shape}, {reference.shape}")
+    above, below = r > reference, r < reference
+    if not above.any() or not below.any():
+        return None
+    a_lsc, a_raw = np.abs(_rloo(_lsc(r, reference))), np.abs(_rloo(r))
+    sums = np.stack([(a_lsc * above).sum(1), (a_lsc * below).sum(1), (a_raw * above).sum(1), (a_raw * below).sum(1)], axis=1)
+
+    def ratio(total):
+        return (total[..., 0] * total[..., 3]) / (total[..., 1] * total[..., 2])
+
+    total = sums.sum(axis=0)
+    n = r.shape[0]
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = ratio(counts @ sums)
+    boot = boot[np.isfinite(boot)]
+    tail = (1 - level) / 2
+    return {"ratio": float(ratio(total)), "low": float(np.quantile(boot, tail)), "high": float(np.quantile(boot, 1 - tail)),
+            "lsc": float(total[0] / total[1]), "raw": float(total[2] / total[3]), "above": int(above.sum()),
+            "below": int(below.sum()), "prompts": n}
 
 
 def claim_gradient_shape(results: Mapping) -> ClaimResult:
-    """Claim 1: ratio = mean |A| above r_ref / mean |A| below r_ref per run and property (from the
-    learner's ``advantage_abs/{above,below}_ref/<p>`` training means). Holds for an (algorithm,
-    property) when every LSC run has ratio < 1 and, where raw runs of that algorithm exist, the
-    mean LSC ratio is below the mean raw ratio. The utility slope dU/dr (sigmoid(r_ref - r) under
-    LSC, by construction) is quoted as context, never as evidence."""
+    """Claim 1 from ``results["gradient_batch"]`` (``gradient_ratio`` per property, interval level
+    1 - α/P: Bonferroni over the P properties). Per property: held if the interval is below 1,
+    did not hold if above 1, else inconclusive; properties combined by ``decide.combine``."""
     validate_results(results)
+    batch = results.get("gradient_batch") or {}
+    rewards, references = batch.get("rewards"), batch.get("references")
+    if rewards is None or references is None:
+        return _verdict("1", [], "results lack gradient_batch {rewards [n, K, P], references [n, P]} (proxy rewards of K pi_0 samples per alignment prompt)")
+    rewards, references = np.asarray(rewards, dtype=np.float64), np.asarray(references, dtype=np.float64)
     properties = results["properties"]
+    level = 1 - ALPHA / len(properties)
     parts = []
-    for algorithm in sorted({r["algorithm"] for r in results["runs"]}):
-        runs = [r for r in results["runs"] if r["algorithm"] == algorithm]
-        for name in properties:
-            lsc = _training_ratios(runs, "lsc", name, "advantage_abs", properties)
-            raw = _training_ratios(runs, "raw", name, "advantage_abs", properties)
-            if not lsc:
-                continue
-            text = f"{algorithm}/{name}: |A| above/below r_ref, LSC {_numbers(lsc)}"
-            contrast = True
-            if raw:
-                contrast = float(np.mean(lsc)) < float(np.mean(raw))
-                text += f" vs raw {_numbers(raw)}"
-            else:
-                text += " (no raw run to contrast)"
-            slopes = _training_ratios(runs, "lsc", name, "utility_slope", properties)
-            if slopes:
-                text += f"; LSC dU/dr above/below {_numbers(slopes)}"
-            parts.append((HELD if all(v < 1 for v in lsc) and contrast else NOT_HELD, text))
-    return _verdict("1", parts, "no LSC run logged training['advantage_abs/above_ref/<p>'] and ['advantage_abs/below_ref/<p>']")
+    for i, name in enumerate(properties):
+        measured = gradient_ratio(rewards[..., i], references[:, i], level=level)
+        if measured is None:
+            parts.append((NOT_TESTED, f"{name}: no sample above (or below) r_ref"))
+            continue
+        status = HELD if measured["high"] < 1 else NOT_HELD if measured["low"] > 1 else INCONCLUSIVE
+        parts.append((status, f"{name}: R = {measured['ratio']:.3f} [{measured['low']:.3f}, {measured['high']:.3f}] "
+                              f"({level:.1%} bootstrap over {measured['prompts']} prompts, {GRADIENT_RESAMPLES} resamples); "
+                              f"mean |A| above/below r_ref: LSC {measured['lsc']:.3f}, raw {measured['raw']:.3f} "
+                              f"({measured['above']} samples above, {measured['below']} below) -> {status}"))
+    return _verdict("1", parts, "no property measured")
 
 
-def _training_ratios(runs: Sequence[Mapping], kind: str, name: str, metric: str, properties: Sequence[str]) -> list[float]:
-    values = [_training_ratio(r, name, metric) for r in runs if run_kind(r) == kind and name in optimised(r, properties)]
-    return [v for v in values if v is not None]
-
-
-def _numbers(values: Sequence[float]) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
-
+# --- claims 2-5: learner runs at matched KL ----------------------------------------------------
 
 def claim_single_property(results: Mapping) -> ClaimResult:
-    """Claim 2: for each single-property group, the property's win-rate-vs-KL curves of LSC and raw
-    runs compared at matched KL (module docstring)."""
+    """Claim 2: per single-property (LSC, raw) pair, non-inferiority of LSC's win-rate curve with
+    margin ``NONINFERIORITY_MARGIN`` at every grid point reached (``decide.noninferiority``), and,
+    reported, superiority at the grid points beyond raw's peak."""
     validate_results(results)
-    properties = results["properties"]
-    single = [r for r in results["runs"] if len(optimised(r, properties)) == 1]
-    parts = [_matched_part(name, lsc, raw, _win_rate(goal)) for name, goal, lsc, raw in _comparison_groups(results, single)]
+    parts = []
+    for lsc, raw, _ in _pairs(results, multi=False):
+        a, b = arm_curves(results, lsc), arm_curves(results, raw)
+        reason = _ready(a, b)
+        if reason:
+            parts.append((NOT_TESTED, f"{_name(lsc, raw)}: {reason}"))
+            continue
+        comparison = decide.noninferiority(a, b, NONINFERIORITY_MARGIN)
+        text = f"{_name(lsc, raw)}: {comparison.describe()}"
+        common = decide.common_points(a, b)
+        if common.size >= 2:
+            peak = int(common[np.argmax(b.mean[common])])
+            beyond = common[common > peak]
+            if beyond.size:
+                better = decide.superiority(a, b, points=beyond)
+                text += f"; better where raw over-optimises (beyond raw's peak at KL {b.grid[peak]:g}): {better.describe()}"
+            else:
+                text += f"; raw's win rate peaks at the last common KL {b.grid[peak]:g} (no over-optimisation to compare)"
+        parts.append((comparison.verdict, text))
     return _verdict("2", parts, "needs single-property LSC and raw runs of the same property, algorithm and reward model")
 
 
-def _trajectory(run: Mapping, properties: Sequence[str]) -> dict | None:
-    """Where the run's gold win rate peaked, and what the proxy and win did after the peak."""
-    goal, names = target(run, properties), optimised(run, properties)
-    sequence = [(estimate_at(c, "win_rate", goal), proxy_total(c, names), estimate_at(c, "kl")) for c in checkpoints(run)]
-    sequence = [s for s in sequence if s[0] is not None and s[1] is not None]
-    if len(sequence) < 2:
-        return None
-    peak = int(np.argmax([win.mean for win, _, _ in sequence]))
-    (peak_win, peak_proxy, _), (last_win, last_proxy, last_kl) = sequence[peak], sequence[-1]
-    return {
-        "hacked": peak < len(sequence) - 1 and last_proxy > peak_proxy,
-        "drop": peak_win.mean - last_win.mean,
-        "significant": last_win.high < peak_win.low,
-        "proxy_gain": last_proxy - peak_proxy,
-        "kl": None if last_kl is None else last_kl.mean,
-    }
+def _over_optimisation(raw: ArmCurves, proxy: ArmCurves) -> dict:
+    """Whether the raw arm's gold win rate falls significantly from its peak to its last reached
+    grid point (one-sided tests of every earlier point against the last, Holm) while its proxy rises."""
+    reached = np.flatnonzero(raw.reached & proxy.reached)
+    if reached.size < 2:
+        return {"regime": False, "text": f"{raw.name} reaches {reached.size} grid point(s) (KL per seed {raw.describe_range()}); needs 2"}
+    last, earlier = int(reached[-1]), reached[:-1]
+    means = raw.mean
+    peak = int(reached[np.argmax(means[reached])])
+    tests = [decide.contrast([(1.0, raw.values[:, last] - raw.values[:, g])]) for g in earlier]
+    adjusted = decide.holm([t.p_value("less") for t in tests])
+    highest = max(high for _, high in raw.kl_ranges)
+    if peak == last:
+        return {"regime": False, "peak": peak, "last": last,
+                "text": f"{raw.name}: gold win rate highest at its last reached grid point KL {raw.grid[last]:g} "
+                        f"({means[last]:.3f}; highest KL reached {highest:.3g}): no over-optimisation"}
+    position = int(np.flatnonzero(earlier == peak)[0])
+    drop, p = tests[position], adjusted[position]
+    proxy_change = float(proxy.mean[last] - proxy.mean[peak])
+    text = (f"{raw.name}: gold win peaks at KL {raw.grid[peak]:g} ({means[peak]:.3f}), at its last reached KL {raw.grid[last]:g} "
+            f"({means[last]:.3f}; highest KL reached {highest:.3g}): change {drop} (one-sided, Holm over {len(tests)} earlier "
+            f"points: adj. p {p:.3g}; {raw.values.shape[0]} seeds, {raw.prompts} prompts); proxy objective "
+            f"{proxy.mean[peak]:.3f} -> {proxy.mean[last]:.3f}")
+    regime = p < ALPHA and drop.estimate < 0 and proxy_change > 0
+    return {"regime": regime, "peak": peak, "last": last, "text": text + ("" if regime else ": not over-optimising")}
 
 
 def claim_reward_hacking(results: Mapping) -> ClaimResult:
-    """Claim 3, from each run's checkpoint sequence. A run is *hacked* when its gold win rate (its
-    target) peaks before the last checkpoint (stalls or falls) while the proxy objective (sum of
-    proxy means over the optimised properties) is higher at the last checkpoint than at the peak;
-    its degradation is drop = win(peak) - win(last). Holds for a group when at least one raw run
-    is hacked and the mean LSC drop is below the mean raw drop."""
+    """Claim 3: regime = the raw arm over-optimises (``_over_optimisation``); then the difference
+    of contrasts [LSC(last) - LSC(raw's peak)] - [raw(last) - raw(peak)] from raw's peak to the
+    last grid point reached by both arms: held if significantly > 0 (LSC drops less), did not hold
+    if significantly < 0 (two-sided, α = 0.05)."""
     validate_results(results)
-    properties = results["properties"]
     parts = []
-    for name, _, lsc, raw in _comparison_groups(results, results["runs"]):
-        lsc_paths = [t for t in (_trajectory(r, properties) for r in lsc) if t]
-        raw_paths = [t for t in (_trajectory(r, properties) for r in raw) if t]
-        if not lsc_paths or not raw_paths:
-            parts.append((NOT_TESTED, f"{name}: needs >= 2 checkpoints with win rate and proxy_mean per run "
-                                      f"({len(lsc_paths)} LSC, {len(raw_paths)} raw runs have them)"))
+    for lsc, raw, _ in _pairs(results, multi=None):
+        a, b, proxy = arm_curves(results, lsc), arm_curves(results, raw), arm_curves(results, raw, "proxy")
+        reason = _ready(a, b, proxy)
+        if reason:
+            parts.append((NOT_TESTED, f"{_name(lsc, raw)}: {reason}"))
             continue
-        hacked = [t for t in raw_paths if t["hacked"]]
-        lsc_drop, raw_drop = float(np.mean([t["drop"] for t in lsc_paths])), float(np.mean([t["drop"] for t in raw_paths]))
-        text = (f"{name}: raw hacked in {len(hacked)}/{len(raw_paths)} runs (proxy after the win peak "
-                f"{_numbers([t['proxy_gain'] for t in raw_paths])}, win drop beyond the interval in "
-                f"{sum(t['significant'] for t in raw_paths)}); mean win drop from peak LSC {lsc_drop:.3f} vs raw "
-                f"{raw_drop:.3f}; final KL LSC {_kls(lsc_paths)} vs raw {_kls(raw_paths)}")
-        parts.append((HELD if hacked and lsc_drop < raw_drop else NOT_HELD, text))
+        hacking = _over_optimisation(b, proxy)
+        name = _name(lsc, raw)
+        if not hacking["regime"]:
+            parts.append((NOT_IN_REGIME, f"{name}: {hacking['text']}"))
+            continue
+        peak = hacking["peak"]
+        common = decide.common_points(a, b)
+        if peak not in common or not (common > peak).any():
+            parts.append((NOT_IN_REGIME, f"{name}: {hacking['text']}; LSC seeds (KL {a.describe_range()}) do not reach both raw's "
+                                         f"peak KL {b.grid[peak]:g} and a later grid point"))
+            continue
+        last = int(common[-1])
+        lsc_change = a.values[:, last] - a.values[:, peak]
+        raw_change = b.values[:, last] - b.values[:, peak]
+        test = decide.contrast([(1.0, lsc_change), (-1.0, raw_change)])
+        p = test.p_value()
+        status = HELD if p < ALPHA and test.estimate > 0 else NOT_HELD if p < ALPHA and test.estimate < 0 else INCONCLUSIVE
+        parts.append((status, f"{name}: {hacking['text']}; from KL {b.grid[peak]:g} to {b.grid[last]:g}: LSC change "
+                              f"{lsc_change.mean():+.3f}, raw {raw_change.mean():+.3f}, LSC - raw {test} (p {p:.3g}; "
+                              f"{len(lsc.seeds)} vs {len(raw.seeds)} seeds, {test.prompts} prompts)"
+                              + (f" [{test.note}]" if test.note else "") + f" -> {status}"))
     return _verdict("3", parts, "needs LSC and raw runs of the same target, algorithm and reward model")
 
 
-def _kls(paths: Sequence[dict]) -> str:
-    return _numbers([t["kl"] for t in paths if t["kl"] is not None])
-
-
 def claim_underfitting(results: Mapping) -> ClaimResult:
-    """Claim 4, from the checkpoints' ``prompts`` diagnostics. (a) the improved-prompt fraction of
-    LSC and raw compared at matched KL (module docstring); (b) at each LSC run's final checkpoint,
-    gap = low_base_gain - high_base_gain: mean gap > 0 and no run with gap + h < 0 (h the
-    combined half-width; the halves are disjoint prompt sets). Holds when (a) and (b) hold."""
+    """Claim 4, per (LSC, raw) pair: (a) the fraction of prompts improved (gain > 0), LSC vs raw,
+    superiority; (b) concentration: LSC's (low-base half gain - high-base half gain) minus raw's,
+    superiority with the halves as strata; halves by ``results["eval_base_reward"]`` of the target
+    (``evaluate.target_base``). Joined by ``decide.combine``."""
     validate_results(results)
+    base = results.get("eval_base_reward")
     parts = []
-    for name, goal, lsc, raw in _comparison_groups(results, results["runs"]):
-        status, text = _matched_part(name, lsc, raw, _improved_fraction(goal))
-        if status == NOT_TESTED:
-            parts.append((status, text + " (improved_fraction)"))
+    for lsc, raw, _ in _pairs(results, multi=None):
+        name = _name(lsc, raw)
+        a, b = arm_curves(results, lsc, "gain"), arm_curves(results, raw, "gain")
+        reason = _ready(a, b) or (None if base is not None else "results lack eval_base_reward [n, P]")
+        if reason:
+            parts.append((NOT_TESTED, f"{name}: {reason}"))
             continue
-        gaps = _base_gaps(lsc)
-        if not gaps:
-            parts.append((NOT_TESTED, f"{name}: LSC final checkpoints lack prompts.low_base_gain / high_base_gain"))
-            continue
-        concentrated = float(np.mean([g for g, _ in gaps])) > 0 and not any(g + h < 0 for g, h in gaps)
-        raw_gaps = _base_gaps(raw)
-        text += (f"; LSC gain in low-base minus high-base half {_numbers([g for g, _ in gaps])} (± {_numbers([h for _, h in gaps])})"
-                 + (f", raw {_numbers([g for g, _ in raw_gaps])}" if raw_gaps else ""))
-        parts.append((_combine(status, HELD if concentrated else NOT_HELD), text))
-    return _verdict("4", parts, "needs LSC and raw runs of the same target, algorithm and reward model with prompts diagnostics")
+        improved = decide.superiority(a.map(lambda v: (v > 0).astype(float)), b.map(lambda v: (v > 0).astype(float)))
+        score = target_base(base, results["properties"], lsc.optimised)
+        low, high = base_halves(score)
+        columns = np.concatenate([low, high])
+        n = columns.size
+        weights = np.concatenate([np.full(low.size, n / low.size), np.full(high.size, -n / high.size)])
+        strata = np.concatenate([np.zeros(low.size, int), np.ones(high.size, int)])
+
+        def gap(curves: ArmCurves) -> ArmCurves:
+            return dataclasses.replace(curves, values=curves.values[..., columns] * weights)
+
+        concentrated = decide.superiority(gap(a), gap(b), strata=strata)
+        status = combine([improved.verdict, concentrated.verdict])
+        parts.append((status, f"{name}: (a) fraction of prompts improved: {improved.describe()}; (b) low-base minus high-base "
+                              f"gain (halves of {low.size} prompts by base reward), LSC gap - raw gap: {concentrated.describe()} -> {status}"))
+    return _verdict("4", parts, "needs LSC and raw runs of the same target, algorithm and reward model")
 
 
-def _base_gaps(runs: Sequence[Mapping]) -> list[tuple[float, float]]:
-    gaps = []
-    for run in runs:
-        final = final_checkpoint(run) or {}
-        low, high = estimate_at(final, "prompts", "low_base_gain"), estimate_at(final, "prompts", "high_base_gain")
-        if low is not None and high is not None:
-            gaps.append((low.mean - high.mean, math.hypot(low.half_width, high.half_width)))
-    return gaps
-
-
-def _trade(run: Mapping, properties: Sequence[str]) -> str | None:
-    """The first checkpoint where one optimised property's win rate is above 1/2 and another's below,
-    both beyond their intervals."""
-    for checkpoint in checkpoints(run):
-        wins = {p: estimate_at(checkpoint, "win_rate", p) for p in optimised(run, properties)}
-        wins = {p: w for p, w in wins.items() if w is not None}
-        rising = [p for p, w in wins.items() if w.low > 0.5]
-        falling = [p for p, w in wins.items() if w.high < 0.5]
-        if rising and falling:
-            return (f"{run['name']} step {checkpoint['step']}: {rising[0]} {wins[rising[0]]} vs "
-                    f"{falling[0]} {wins[falling[0]]}")
-    return None
+def _trades(results: Mapping, raw: Arm) -> str:
+    """Whether the arm trades one optimised property for another at some reached grid point: one
+    property's win rate significantly above 1/2, another's below (one-arm tests, Holm over grid
+    points x properties)."""
+    curves = {p: arm_curves(results, raw, ("win", p)) for p in raw.optimised}
+    if any(isinstance(c, str) for c in curves.values()):
+        return "trade not measured"
+    reached = decide.common_points(*curves.values())
+    tests = [(g, p, decide.contrast([(1.0, curves[p].values[:, g] - 0.5)])) for g in reached for p in raw.optimised]
+    if not tests:
+        return "trade not measured (no grid point reached by every seed)"
+    adjusted = decide.holm([t.p_value() for _, _, t in tests])
+    grid = next(iter(curves.values())).grid
+    for g in reached:
+        rows = [(p, t, q) for (h, p, t), q in zip(tests, adjusted) if h == g]
+        up = [(p, t, q) for p, t, q in rows if q < ALPHA and t.estimate > 0]
+        down = [(p, t, q) for p, t, q in rows if q < ALPHA and t.estimate < 0]
+        if up and down:
+            return (f"{raw.label} trades properties at KL {grid[g]:g}: {up[0][0]} win - 1/2 {up[0][1]} (adj. p {up[0][2]:.3g}) vs "
+                    f"{down[0][0]} {down[0][1]} (adj. p {down[0][2]:.3g})")
+    return f"{raw.label} trades no property for another at the {reached.size} grid points reached (Holm over {len(tests)} tests)"
 
 
 def claim_and(results: Mapping) -> ClaimResult:
-    """Claim 5. (a) the AND win-rate curves of multi-property LSC and raw-sum runs at matched KL
-    (module docstring); (b) some raw-sum checkpoint trades: one optimised property's win rate over
-    pi_0 is above 1/2 and another's below 1/2, both beyond their intervals. Holds when both hold."""
+    """Claim 5, per multi-property (LSC AND, raw sum) pair: superiority of LSC's AND win-rate curve
+    (``decide.superiority``). Reported without a veto: whether the raw sum trades one property for
+    another (``_trades``), and LSC AND vs the group-normalised sum with its own verdict."""
     validate_results(results)
-    properties = results["properties"]
-    multi = [r for r in results["runs"] if len(optimised(r, properties)) > 1]
     parts = []
-    for name, _, lsc, raw in _comparison_groups(results, multi):
-        status, text = _matched_part(name, lsc, raw, _win_rate("and"))
-        if status == NOT_TESTED:
-            parts.append((status, text))
+    for lsc, raw, normalised in _pairs(results, multi=True):
+        a, b = arm_curves(results, lsc), arm_curves(results, raw)
+        reason = _ready(a, b)
+        if reason:
+            parts.append((NOT_TESTED, f"{_name(lsc, raw)}: {reason}"))
             continue
-        raw_trades = [t for t in (_trade(r, properties) for r in raw) if t]
-        lsc_trades = [t for t in (_trade(r, properties) for r in lsc) if t]
-        text += (f"; raw sum trades a property in {len(raw_trades)}/{len(raw)} runs"
-                 + (f" (e.g. {raw_trades[0]})" if raw_trades else "") + f", LSC in {len(lsc_trades)}/{len(lsc)}")
-        parts.append((_combine(status, HELD if raw_trades else NOT_HELD), text))
+        comparison = decide.superiority(a, b)
+        text = f"{_name(lsc, raw)}: AND win rate {comparison.describe()}; {_trades(results, raw)}"
+        for other in normalised:
+            c = arm_curves(results, other)
+            if isinstance(c, str):
+                text += f"; vs {other.label}: {c}"
+            else:
+                extra = decide.superiority(a, c)
+                text += f"; extra comparison vs the group-normalised sum {other.label} (verdict {extra.verdict}): {extra.describe()}"
+        parts.append((comparison.verdict, text))
     return _verdict("5", parts, "needs multi-property LSC and raw-sum runs of the same properties, algorithm and reward model")
 
 
+# --- claim 6: best-of-k --------------------------------------------------------------------------
+
+def _chosen(entry: Mapping):
+    judge = lookup(entry, "samples", "judge")
+    if judge is None:
+        return None
+    judge = np.asarray(judge, dtype=np.float64)
+    return judge[:, 0] if judge.ndim == 3 and judge.shape[1] == 1 else judge
+
+
 def claim_best_of_k(results: Mapping) -> ClaimResult:
-    """Claim 6: the AND win rate of best-of-k reranked by u_AND (LSC entries) minus by the raw sum,
-    at every k > 1 both have (k = 1 is the same sample), with the matched-KL rule of the module
-    docstring (the KL of best-of-k depends on k only). Entries are classified by their
-    ``transform`` / ``aggregator`` keys."""
+    """Claim 6: per LSC-sum and raw-sum best-of-k label pair and k > 1 both have, per prompt the
+    AND win of LSC's chosen response over pi_0's m' samples minus raw's (both rerank the same
+    candidates: paired by prompt); paired t over prompts, Holm over the ks, superiority rule."""
     validate_results(results)
-    entries = [e for e in results.get("best_of_k") or [] if lookup(e, "win_rate", "and") is not None]
-    lsc_labels = _grouped([e for e in entries if run_kind(e) == "lsc"], lambda e: (e["label"],))
-    raw_labels = _grouped([e for e in entries if run_kind(e) == "raw"], lambda e: (e["label"],))
+    entries = [e for e in results.get("best_of_k") or [] if run_kind(e) in ("lsc", "raw")]
+    if not entries:
+        return _verdict("6", [], "needs best_of_k entries for an LSC-sum and a raw-sum utility (entries name their 'transform' and 'aggregator')")
+    old = _pi_0_judge(results)
+    labels: dict[tuple[str, str], dict[int, Mapping]] = {}
+    for entry in entries:
+        labels.setdefault((run_kind(entry), entry["label"]), {})[int(entry["k"])] = entry
     parts = []
-    for (lsc_label,), lsc in lsc_labels.items():
-        for (raw_label,), raw in raw_labels.items():
-            lsc_at = {int(e["k"]): as_estimate(e["win_rate"]["and"]) for e in lsc}
-            raw_at = {int(e["k"]): as_estimate(e["win_rate"]["and"]) for e in raw}
-            ks = sorted(k for k in lsc_at.keys() & raw_at.keys() if k > 1)
-            comparison = compare([(k, lsc_at[k], raw_at[k]) for k in ks])
-            if comparison is None:
+    for (kind, lsc_label), lsc in sorted(labels.items()):
+        if kind != "lsc":
+            continue
+        for (other, raw_label), raw in sorted(labels.items()):
+            if other != "raw":
+                continue
+            ks = sorted(k for k in lsc.keys() & raw.keys() if k > 1)
+            if not ks:
                 parts.append((NOT_TESTED, f"{lsc_label} vs {raw_label}: no common k > 1"))
                 continue
+            chosen = {k: (_chosen(lsc[k]), _chosen(raw[k])) for k in ks}
+            if old is None or any(x is None or y is None for x, y in chosen.values()):
+                summary = ", ".join(f"k={k}: {as_estimate(lsc[k]['win_rate']['and'])} vs {as_estimate(raw[k]['win_rate']['and'])}"
+                                    for k in ks if lookup(lsc[k], "win_rate", "and") is not None and lookup(raw[k], "win_rate", "and") is not None)
+                parts.append((NOT_TESTED, f"{lsc_label} vs {raw_label}: {ARRAYS_NEEDED.replace('checkpoints', 'best_of_k entries')}"
+                                          + (f" (summaries only: {summary})" if summary else "")))
+                continue
+            tests = []
+            for k in ks:
+                x, y = chosen[k]
+                n = min(x.shape[0], y.shape[0], old.shape[0])
+                win_l = per_prompt_rates(x[:n, None, :], old[:n])[0]
+                win_r = per_prompt_rates(y[:n, None, :], old[:n])[0]
+                tests.append(decide.contrast([(1.0, win_l[None]), (-1.0, win_r[None])], one_seed_note=False))
+            comparison = decide.compare_tests(lsc_label, raw_label, ks, tests, unit="k")
             absent = [k for k in BEST_OF_K_KS if k not in ks]
-            detail = ", ".join(f"k={k}: {lsc_at[k]} vs {raw_at[k]}" for k in ks)
-            text = f"{lsc_label} vs {raw_label}: {detail}; {comparison.describe(lsc_label, raw_label, 'k')}"
-            parts.append((comparison.verdict, text + (f" (k {absent} not run)" if absent else "")))
-    return _verdict("6", parts, "needs best_of_k entries with an AND win rate for an LSC-sum and a raw-sum utility "
-                                "(entries name their 'transform' and 'aggregator')")
+            parts.append((comparison.verdict, f"{lsc_label} vs {raw_label}: per-prompt AND win over pi_0's samples: "
+                                              f"{comparison.describe()}" + (f" (k {absent} not run)" if absent else "")))
+    return _verdict("6", parts, "needs best_of_k entries for an LSC-sum and a raw-sum utility")
 
+
+# --- claim 7: the reference sweep ----------------------------------------------------------------
 
 def claim_sensitivity(results: Mapping) -> ClaimResult:
-    """Claim 7: each LSC run's reference variant (method, quantile) with its final KL and target
-    win rate, and each non-default variant's win-rate curve minus the default's at matched KL.
-    Held when the sweep was run: the quantiles 0.5, 0.85, 0.95 and both the empirical and the
-    gaussian method appear among the LSC runs; otherwise not tested (the evidence says what ran)."""
+    """Claim 7: each LSC arm's reference variant (method, quantile) with each seed's final KL and
+    target win rate, and each non-default variant's curve against the default's
+    (``decide.superiority``, reported). Held when the sweep was run: the quantiles 0.5, 0.85, 0.95
+    and both the empirical and the gaussian method appear among the LSC runs; otherwise not tested."""
     validate_results(results)
-    properties = results["properties"]
-    lsc = [r for r in results["runs"] if run_kind(r) == "lsc"]
+    lsc = [a for a in arms(results) if a.kind == "lsc"]
     if not lsc:
         return _verdict("7", [], "no LSC runs")
     lines = []
-    for run in sorted(lsc, key=lambda r: (reference_variant(r), r["name"])):
-        final = final_checkpoint(run) or {}
-        method, quantile = reference_variant(run)
-        goal = target(run, properties)
-        lines.append(f"{run['name']} ({method} q={quantile:g}): KL {estimate_at(final, 'kl')}, {goal} win {estimate_at(final, 'win_rate', goal)}")
-    for (goal, algorithm, model), members in _grouped(lsc, _group_key(properties)).items():
-        default = [r for r in members if has_default_reference(r)]
-        value = _win_rate(goal)
-        for variant, runs in _grouped([r for r in members if not has_default_reference(r)], reference_variant).items():
-            comparison = compare_at_matched_kl(curve(runs, value), curve(default, value)) if default else None
-            if comparison is not None:
-                lines.append(f"{goal}, {algorithm}, {model}: {variant[0]} q={variant[1]:g} vs default: "
-                             f"{comparison.describe('variant', 'default')}")
-    variants = {reference_variant(r) for r in lsc}
+    for arm in sorted(lsc, key=lambda a: (a.reference, a.label)):
+        finals = []
+        for run in sorted(arm.runs, key=run_seed):
+            final = final_checkpoint(run) or {}
+            finals.append(f"seed {run_seed(run)} KL {estimate_at(final, 'kl')}, {arm.goal} win {estimate_at(final, 'win_rate', arm.goal)}")
+        lines.append(f"{arm.label} ({arm.reference[0]} q={arm.reference[1]:g}; {arm.group_name}): " + "; ".join(finals))
+    for arm in lsc:
+        if has_default_reference(arm.runs[0]):
+            continue
+        for default in [d for d in lsc if d.group == arm.group and has_default_reference(d.runs[0])]:
+            a, b = arm_curves(results, arm), arm_curves(results, default)
+            if _ready(a, b) is None:
+                lines.append(f"{arm.reference[0]} q={arm.reference[1]:g} vs default: {decide.superiority(a, b).describe()}")
+    variants = {a.reference for a in lsc}
     missing_q = [q for q in SENSITIVITY_QUANTILES if not any(math.isclose(q, v[1]) for v in variants)]
     missing_m = [m for m in SENSITIVITY_METHODS if m not in {v[0] for v in variants}]
     status = HELD if not missing_q and not missing_m else NOT_TESTED
     if status == NOT_TESTED:
         lines.append(f"sweep incomplete: missing quantiles {missing_q}, methods {missing_m}")
-    return ClaimResult("7", STATEMENTS["7"], status, "; ".join(lines))
+    return ClaimResult("7", STATEMENTS["7"], status, " | ".join(lines))
 
+
+# --- GPM claims ----------------------------------------------------------------------------------
 
 def _gpm_pair(results: Mapping, key: str) -> tuple[float, float] | None:
     pair = lookup(results, "gpm", key)
@@ -457,20 +593,50 @@ def claim_gpm_skew_symmetry(results: Mapping) -> ClaimResult:
     """GPM 2: ``gpm.skew_symmetry_max_error`` = max |s(a, b) + s(b, a)| and |s(a, a)| over the tested
     responses; holds when <= 1e-6 (float rounding)."""
     error = lookup(results, "gpm", "skew_symmetry_max_error")
-    if error is None:
-        return _verdict("GPM 2", [], "results lack gpm.skew_symmetry_max_error")
+    if error is None or not math.isfinite(float(error)):
+        return _verdict("GPM 2", [], f"results lack a finite gpm.skew_symmetry_max_error (got {error})")
     held = abs(float(error)) <= SKEW_SYMMETRY_TOLERANCE
     return _verdict("GPM 2", [(HELD if held else NOT_HELD, f"max |s(a,b) + s(b,a)|, |s(a,a)| = {float(error):.3g} (tolerance {SKEW_SYMMETRY_TOLERANCE:g})")], "")
 
 
+def transitive_comparison(gpm_correct, bt_correct, level: float = 0.95) -> dict:
+    """Paired accuracy difference d = acc_GPM - acc_BT over the same held-out pairs: Wald interval
+    se = √((b + c)/N - d²)/√N (b: GPM right and BT wrong, c: the reverse) and McNemar's exact
+    two-sided p on the b + c discordant pairs."""
+    gpm, bt = np.asarray(gpm_correct, dtype=bool).reshape(-1), np.asarray(bt_correct, dtype=bool).reshape(-1)
+    if gpm.shape != bt.shape or gpm.size == 0:
+        raise ValueError(f"transitive_comparison: gpm and bt must be the same non-empty [pairs], got {gpm.shape}, {bt.shape}")
+    n, b, c = gpm.size, int((gpm & ~bt).sum()), int((~gpm & bt).sum())
+    d = (b - c) / n
+    half = z_value(level) * math.sqrt(max((b + c) / n - d * d, 0.0) / n)
+    return {"difference": d, "low": d - half, "high": d + half, "p": binomial_two_sided_p(b, b + c), "gpm_only": b, "bt_only": c,
+            "pairs": n, "gpm": float(gpm.mean()), "bt": float(bt.mean())}
+
+
 def claim_gpm_transitive(results: Mapping) -> ClaimResult:
-    """GPM 3: ``gpm.transitive_accuracy = {"gpm": a, "bt": b}``; holds when a >= b - 0.02."""
+    """GPM 3 from ``gpm.transitive_correct = {"gpm": [pairs] bool, "bt": [pairs] bool}``
+    (``transitive_comparison``): held if the 95 % interval's lower end is above -0.02; did not hold
+    if McNemar p < 0.05 with BT ahead and the interval's upper end below -0.02; else inconclusive.
+    With only ``gpm.transitive_accuracy``: inconclusive, the accuracies quoted."""
+    correct = lookup(results, "gpm", "transitive_correct")
+    if isinstance(correct, Mapping) and correct.get("gpm") is not None and correct.get("bt") is not None:
+        m = transitive_comparison(correct["gpm"], correct["bt"])
+        if m["low"] > -TRANSITIVE_TOLERANCE:
+            status = HELD
+        elif m["p"] < ALPHA and m["bt_only"] > m["gpm_only"] and m["high"] < -TRANSITIVE_TOLERANCE:
+            status = NOT_HELD
+        else:
+            status = INCONCLUSIVE
+        return _verdict("GPM 3", [(status, f"transitive accuracy GPM {m['gpm']:.3f} vs BT {m['bt']:.3f} on {m['pairs']} paired held-out pairs: "
+                                           f"difference {m['difference']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}] (95 %), "
+                                           f"discordant GPM-only {m['gpm_only']}, BT-only {m['bt_only']}, McNemar exact p {m['p']:.3g}; "
+                                           f"margin {TRANSITIVE_TOLERANCE} -> {status}")], "")
     pair = _gpm_pair(results, "transitive_accuracy")
     if pair is None:
-        return _verdict("GPM 3", [], "results lack gpm.transitive_accuracy {gpm, bt}")
+        return _verdict("GPM 3", [], "results lack gpm.transitive_correct {gpm, bt} (per pair) and gpm.transitive_accuracy")
     gpm, bt = pair
-    held = gpm >= bt - TRANSITIVE_TOLERANCE
-    return _verdict("GPM 3", [(HELD if held else NOT_HELD, f"transitive accuracy GPM {gpm:.3f} vs BT {bt:.3f} (tolerance {TRANSITIVE_TOLERANCE})")], "")
+    return _verdict("GPM 3", [(INCONCLUSIVE, f"transitive accuracy GPM {gpm:.3f} vs BT {bt:.3f} (tolerance {TRANSITIVE_TOLERANCE}); "
+                                             f"no per-pair results (transitive_correct), so no paired test")], "")
 
 
 def claim_gpm_forward_passes(results: Mapping) -> ClaimResult:

@@ -11,14 +11,14 @@ and skips every plot, saying so in the report, when matplotlib is not installed.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from alignment.evaluation.claims import ClaimResult, check_claims
+from alignment.evaluation.claims import ClaimResult, arms, check_claims, checkpoint_kl
+from alignment.evaluation.decide import HELD, INCONCLUSIVE, KL_GRID, NOT_HELD, NOT_IN_REGIME, NOT_TESTED
 from alignment.evaluation.results import (
     checkpoints,
     estimate_at,
@@ -29,11 +29,12 @@ from alignment.evaluation.results import (
     proxy_total,
     reference_variant,
     run_kind,
+    run_seed,
+    save_results,
     target,
-    to_jsonable,
     validate_results,
 )
-from alignment.evaluation.stats import Estimate, as_estimate
+from alignment.evaluation.stats import Estimate, all_pair_wins, as_estimate
 
 ALGORITHM_STYLES = {"rloo": ("o", "-"), "ppo": ("^", "-."), "grpo": ("D", ":")}  # marker, line style
 PLOT_NAMES = ("headline", "win_rate_vs_kl", "reward_hacking", "best_of_k", "prompt_improvement")
@@ -67,40 +68,84 @@ def _line_name(run: Mapping, algorithms: set[str]) -> str:
     return f"{run['label']} ({run['algorithm']})" if len(algorithms) > 1 else run["label"]
 
 
+def _seed_points(arm_runs: Sequence[Mapping], goal: str) -> dict[int, list[tuple[float, Estimate]]]:
+    """``{seed: [(KL, win on goal)]}`` sorted by KL, from the checkpoints' summaries (the runs of
+    one seed, e.g. a KL-coefficient sweep, pooled)."""
+    seeds: dict[int, list] = {}
+    for run in arm_runs:
+        for c in checkpoints(run):
+            kl, win = checkpoint_kl(c), estimate_at(c, "win_rate", goal)
+            if kl is not None and win is not None:
+                seeds.setdefault(run_seed(run), []).append((kl, win))
+    return {seed: sorted(points, key=lambda p: p[0]) for seed, points in sorted(seeds.items())}
+
+
+def seed_band(seeds: Mapping[int, Sequence[tuple[float, Estimate]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(kls, mean, low, high)`` over the seeds' curves: at every checkpoint KL inside the range
+    every seed reached, the mean over seeds of each seed's curve (linear in KL) and the min-max
+    across seeds. None with fewer than 2 seeds or no common KL range."""
+    curves = [(np.array([k for k, _ in pts]), np.array([w.mean for _, w in pts])) for pts in seeds.values() if pts]
+    if len(curves) < 2:
+        return None
+    low, high = max(k[0] for k, _ in curves), min(k[-1] for k, _ in curves)
+    kls = np.unique(np.concatenate([k[(k >= low) & (k <= high)] for k, _ in curves]))
+    if kls.size == 0:
+        return None
+    values = np.stack([np.interp(kls, k, w) for k, w in curves])
+    return kls, values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+
+
+def _and_baseline(results: Mapping) -> float | None:
+    """pi_0's AND win rate against itself: over the pairs of distinct pi_0 samples of a prompt
+    (``results["pi_0"]["judge"]`` with m' >= 2), else the best-of-1 entries; None without either."""
+    judge = lookup(results, "pi_0", "judge")
+    if judge is not None and np.shape(judge)[1] >= 2:
+        judge = np.asarray(judge, dtype=np.float64)
+        wins = all_pair_wins(judge, judge).prod(axis=-1)                  # [n, m', m']
+        distinct = ~np.eye(judge.shape[1], dtype=bool)
+        return float(wins[:, distinct].mean())
+    baseline = [as_estimate(e["win_rate"]["and"]).mean for e in results.get("best_of_k") or []
+                if e["k"] == 1 and lookup(e, "win_rate", "and") is not None]
+    return float(np.mean(baseline)) if baseline else None
+
+
 def plot_win_rate_vs_kl(results: Mapping, goal: str = "and", runs: Sequence[Mapping] | None = None, ax=None):
-    """Win rate over pi_0 on ``goal`` (a property or "and") against KL: one line per label (and
-    learner) through its runs' final checkpoints (``runs``: a subset of ``results["runs"]``),
-    intermediate checkpoints as faint dots, best-of-k as dashed lines at its analytic KL. The
-    dotted line is pi_0 against itself: 1/2 for a property; for AND the best-of-1 entry when
-    there is one (two independent pi_0 samples tie in expectation, so AND wins and losses share
-    that value, below 1/2)."""
+    """Win rate over pi_0 on ``goal`` (a property or "and") against KL, one line per arm (label,
+    and learner when there are several; ``runs``: a subset of ``results["runs"]``). An arm with
+    several training seeds is drawn as the mean over its seeds' curves with a band from the
+    lowest to the highest seed curve (``seed_band``); an arm with one seed as its checkpoints with
+    their intervals (clustered by prompt). Checkpoints are faint dots; best-of-k dashed lines at
+    its analytic KL. The dotted line is pi_0 against itself: 1/2 for a property; for AND pi_0's
+    samples against each other (``_and_baseline``; two independent pi_0 samples tie in
+    expectation, so AND wins and losses share that value, below 1/2)."""
     ax = _axes(ax)
     runs = results["runs"] if runs is None else runs
     colors, algorithms = _colors(results), {r["algorithm"] for r in runs}
     lines: dict[str, list[Mapping]] = {}
     for run in runs:
         lines.setdefault(_line_name(run, algorithms), []).append(run)
-    for name, runs in sorted(lines.items()):
-        color = colors[runs[0]["label"]]
-        finals, middles = [], []
-        for run in runs:
-            points = [(estimate_at(c, "kl"), estimate_at(c, "win_rate", goal)) for c in checkpoints(run)]
-            points = [(kl.mean, win) for kl, win in points if kl is not None and win is not None]
-            finals += points[-1:]
-            middles += points[:-1]
-        if middles:
-            ax.scatter([k for k, _ in middles], [w.mean for _, w in middles], s=8, alpha=0.3, color=color)
-        if finals:
-            finals.sort(key=lambda p: p[0])
-            marker, style = ALGORITHM_STYLES.get(runs[0]["algorithm"], ("o", "-"))
-            _errorbar(ax, [k for k, _ in finals], [w for _, w in finals], marker=marker, linestyle=style, color=color, label=name)
+    for name, members in sorted(lines.items()):
+        color = colors[members[0]["label"]]
+        marker, style = ALGORITHM_STYLES.get(members[0]["algorithm"], ("o", "-"))
+        seeds = _seed_points(members, goal)
+        points = [p for pts in seeds.values() for p in pts]
+        if not points:
+            continue
+        band = seed_band(seeds)
+        if band is not None:
+            kls, mean, low, high = band
+            ax.scatter([k for k, _ in points], [w.mean for _, w in points], s=8, alpha=0.3, color=color)
+            ax.fill_between(kls, low, high, color=color, alpha=0.2, linewidth=0)
+            ax.plot(kls, mean, marker=marker, markersize=3, linestyle=style, color=color, label=f"{name} ({len(seeds)} seeds)")
+        else:
+            pts = max(seeds.values(), key=len)
+            _errorbar(ax, [k for k, _ in pts], [w for _, w in pts], marker=marker, linestyle=style, color=color, label=name)
     for label, entries in _best_of_k_lines(results, goal).items():
         _errorbar(ax, [as_estimate(e["kl"]).mean for e in entries], [as_estimate(e["win_rate"][goal]) for e in entries],
                   marker="s", linestyle="--", color=colors[label], label=f"best-of-k: {label}")
-    baseline = [as_estimate(e["win_rate"][goal]).mean for e in results.get("best_of_k") or []
-                if e["k"] == 1 and lookup(e, "win_rate", goal) is not None]
-    level = 0.5 if goal != "and" or not baseline else float(np.mean(baseline))
-    ax.axhline(level, color="gray", linestyle=":", linewidth=1, label="pi_0 vs pi_0" if goal == "and" and baseline else None)
+    level = 0.5 if goal != "and" else _and_baseline(results)
+    ax.axhline(0.5 if level is None else level, color="gray", linestyle=":", linewidth=1,
+               label="pi_0 vs pi_0" if goal == "and" and level is not None else None)
     ax.set(xlabel="KL(pi || pi_0), nats per response", ylabel=f"win rate over pi_0 ({goal})", title=goal)
     _legend(ax)
     return ax
@@ -196,7 +241,7 @@ def plot_prompt_improvement(results: Mapping, goal: str = "and", ax=None):
     ax.axhline(0.0, color="gray", linestyle=":", linewidth=1)
     ax.set_xticks([0, 1], ["lower half", "upper half"])
     ax.set_xlim(-0.3, 1.3)
-    unit = "P(AND win) - P(AND loss)" if goal == "and" else "judge score"
+    unit = "(AND win - AND loss) / 2" if goal == "and" else "win rate - 1/2"
     ax.set(xlabel="prompts by base reward", ylabel=f"mean gain per prompt ({unit})", title=f"per-prompt gain ({goal})")
     _legend(ax)
     return ax
@@ -298,42 +343,122 @@ def _data_lines(data: Mapping) -> list[str]:
     return lines + ["", f"Prompts used: {data['alignment_prompts']} for alignment, {data['eval_prompts']} held out.", ""]
 
 
+VERDICT_MEANINGS = {
+    HELD: "supported beyond the noise (seeds and prompts), after Holm's correction",
+    NOT_HELD: "the opposite is supported beyond the noise",
+    INCONCLUSIVE: "no significant difference either way, or both ways (mixed)",
+    NOT_IN_REGIME: "the runs never reached the condition the claim is about",
+    NOT_TESTED: "the results lack the data the claim needs",
+}
+
+
+def _seed_rows(results: Mapping) -> list[list]:
+    """Per arm and seed: runs, final KL and target win rate (the spread across training seeds)."""
+    rows = []
+    for arm in arms(results):
+        for run in sorted(arm.runs, key=lambda r: (run_seed(r), r["name"])):
+            final = final_checkpoint(run) or {}
+            rows.append([arm.label, arm.group_name, len(arm.seeds), run_seed(run), run["name"], final.get("step"),
+                         estimate_at(final, "kl"), arm.goal, estimate_at(final, "win_rate", arm.goal)])
+    return rows
+
+
+def _keys(rows: Sequence[Mapping], field: str) -> list[str]:
+    """The keys of ``row[field]`` over the rows, in order of first appearance."""
+    return list(dict.fromkeys(k for row in rows for k in (row.get(field) or {})))
+
+
+def _probe_lines(results: Mapping) -> list[str]:
+    """The probe table: per probe the mean change of gold and of each proxy against the unmodified
+    response (a proxy's 95 % interval when the row has ``proxy_interval``)."""
+    probes = results.get("probes") or []
+    if not probes:
+        return []
+    gold, proxy = _keys(probes, "gold"), _keys(probes, "proxy")
+
+    def proxy_cell(probe, p):
+        value, interval = lookup(probe, "proxy", p), lookup(probe, "proxy_interval", p)
+        if value is None or not interval:
+            return value
+        return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+    header = ["probe", "description", "n"] + [f"gold Δ {p}" for p in gold] + [f"proxy Δ {p}" for p in proxy]
+    rows = [[probe.get("probe"), probe.get("description"), probe.get("n")]
+            + [lookup(probe, "gold", p) for p in gold] + [proxy_cell(probe, p) for p in proxy] for probe in probes]
+    lines = ["## What the proxies reward that gold does not", "",
+             "Mean change of the gold (judge) and proxy scores of a modified response against the unmodified one:", ""]
+    return lines + _table(header, rows) + [""]
+
+
+def _cost_lines(results: Mapping) -> list[str]:
+    cost = results.get("cost") or {}
+    if not cost:
+        return []
+    lines = ["## Cost", ""]
+    for key, value in cost.items():
+        if key == "wall_seconds" and isinstance(value, (int, float)):
+            lines.append(f"- wall time: {value:.0f} s ({value / 3600:.2f} h)")
+        elif isinstance(value, Mapping):
+            parts = [f"{k} {v:.0f} s" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()]
+            lines.append(f"- {key}: {', '.join(parts) or '–'}")
+        else:
+            lines.append(f"- {key}: {_cell(value)}")
+    return lines + [""]
+
+
 def _markdown(results: Mapping, claims: Sequence[ClaimResult], plots: Mapping[str, Path], skipped: Mapping[str, str]) -> str:
     properties, runs, best = results["properties"], results["runs"], results.get("best_of_k") or []
     level = results.get("level")
+    grid = results.get("kl_grid") or KL_GRID
     lines = [f"# Evaluation report: {results.get('experiment', 'experiment')}", ""]
-    lines += [f"Judge: {results.get('judge', 'not stated')}. Properties: {', '.join(properties)}. Intervals: "
-              + (f"{level:.0%} " if level else "") + "normal intervals clustered by prompt. KL: sampled KL(pi || pi_0) in nats per response.", ""]
+    lines += [f"Judge: {results.get('judge', 'not stated')}. Properties: {', '.join(properties)}. Win rates compare every policy "
+              "sample with every pi_0 sample of the same held-out prompt (ties 1/2). Intervals of one checkpoint: "
+              + (f"{level:.0%} " if level else "") + "normal intervals clustered by prompt. KL: sampled KL(pi || pi_0) in nats per "
+              "response. Verdicts compare methods at the KL grid " + ", ".join(f"{g:g}" for g in grid) + " nats with intervals "
+              "that cover training seeds and prompts (prompts paired), Holm-corrected at family-wise 0.05 (docs/decision_rules.md).", ""]
     lines += ["## What was run", ""]
     lines += [f"- {len(runs)} learner runs; labels: {', '.join(sorted({r['label'] for r in runs})) or '–'}; algorithms: "
               f"{', '.join(sorted({r['algorithm'] for r in runs})) or '–'}; KL coefficients: "
               f"{', '.join(f'{c:g}' for c in sorted({float(r['kl_coef']) for r in runs})) or '–'}; reward models: "
-              f"{', '.join(sorted({r.get('reward_model', 'bt') for r in runs})) or '–'}."]
+              f"{', '.join(sorted({r.get('reward_model', 'bt') for r in runs})) or '–'}; training seeds: "
+              f"{', '.join(str(s) for s in sorted({run_seed(r) for r in runs})) or '–'}."]
     lines += [f"- best-of-k: {', '.join(sorted({e['label'] for e in best}))}; k = {', '.join(str(k) for k in sorted({e['k'] for e in best}))}."
               if best else "- best-of-k: not run."]
-    lines += [f"- GPM checks: {', '.join(sorted(results['gpm']))}." if results.get("gpm") else "- GPM checks: not run.", ""]
+    lines += [f"- GPM checks: {', '.join(sorted(results['gpm']))}." if results.get("gpm") else "- GPM checks: not run."]
+    judge = lookup(results, "pi_0", "judge")
+    lines += [f"- pi_0 held-out samples: {np.shape(judge)[0]} prompts x {np.shape(judge)[1]} samples." if judge is not None
+              else "- pi_0 held-out samples: not stored (claims that need per-sample arrays are not tested)."]
+    lines += [""]
+    lines += _cost_lines(results)
     lines += _data_lines(results["data"]) if results.get("data") else []
     base = results.get("base") or {}
     if base:
         lines += ["Base policy pi_0:", ""]
         lines += _table(["property", "judge mean", "proxy mean"],
                         [[p, lookup(base, "judge_mean", p), lookup(base, "proxy_mean", p)] for p in properties]) + [""]
+    lines += ["## Claims", ""]
+    lines += _table(["claim", "verdict", "statement"], [[c.claim, f"**{c.status}**", c.statement] for c in claims]) + [""]
+    lines += ["Verdicts: " + "; ".join(f"**{k}**: {v}" for k, v in VERDICT_MEANINGS.items()) + ".", ""]
     lines += ["## Learner runs (final checkpoint)", ""]
-    header = ["run", "label", "algorithm", "KL coef", "reward model", "reference", "step", "KL"]
+    header = ["run", "label", "seed", "algorithm", "KL coef", "reward model", "reference", "step", "KL"]
     header += [f"win {p}" for p in properties] + ["AND win", "AND loss"] + [f"proxy {p}" for p in properties]
     rows = []
     for run in runs:
         final = final_checkpoint(run) or {}
-        rows.append([run["name"], run["label"], run["algorithm"], f"{float(run['kl_coef']):g}", _reward_model_text(run),
+        rows.append([run["name"], run["label"], run_seed(run), run["algorithm"], f"{float(run['kl_coef']):g}", _reward_model_text(run),
                      _reference_text(run), final.get("step"), estimate_at(final, "kl")]
                     + [estimate_at(final, "win_rate", p) for p in properties]
                     + [estimate_at(final, "win_rate", "and"), estimate_at(final, "loss_rate", "and")]
                     + [lookup(final, "proxy_mean", p) for p in properties])
     lines += _table(header, rows) + [""]
+    lines += ["## Spread across training seeds", "",
+              "Each arm's seeds at their final checkpoint (target: the arm's property, or AND):", ""]
+    lines += _table(["arm", "target, learner, reward model", "seeds", "seed", "run", "step", "final KL", "target", "target win"],
+                    _seed_rows(results)) + [""]
     diagnostics = [(run, (final_checkpoint(run) or {}).get("prompts")) for run in runs]
     diagnostics = [(run, d) for run, d in diagnostics if d]
     if diagnostics:
-        lines += ["Per-prompt diagnostics (final checkpoint; gains in the lower and upper half of prompts by base reward):", ""]
+        lines += ["Per-prompt diagnostics (final checkpoint; gain = (win - loss) / 2 per prompt, in the lower and upper half of prompts by base reward):", ""]
         lines += _table(["run", "target", "improved prompts", "gain", "low-base gain", "high-base gain", "Spearman (gain, base)"],
                         [[run["name"], d.get("target"), d.get("improved_fraction"), d.get("gain"), d.get("low_base_gain"),
                           d.get("high_base_gain"), d.get("correlation")] for run, d in diagnostics]) + [""]
@@ -343,8 +468,8 @@ def _markdown(results: Mapping, claims: Sequence[ClaimResult], plots: Mapping[st
                         [[e["label"], e["k"], as_estimate(e["kl"]).mean] + [lookup(e, "win_rate", p) for p in properties]
                          + [lookup(e, "win_rate", "and"), lookup(e, "loss_rate", "and")]
                          for e in sorted(best, key=lambda e: (e["label"], e["k"]))]) + [""]
-    lines += ["## Claims", ""]
-    lines += _table(["claim", "status", "statement"], [[c.claim, f"**{c.status}**", c.statement] for c in claims]) + [""]
+    lines += _probe_lines(results)
+    lines += ["## Evidence per claim", ""]
     for claim in claims:
         lines += [f"### Claim {claim.claim}: {claim.status}", "", claim.statement, "", f"Evidence: {claim.evidence}", ""]
     lines += ["## Plots", ""]
@@ -354,20 +479,21 @@ def _markdown(results: Mapping, claims: Sequence[ClaimResult], plots: Mapping[st
 
 
 def write_report(results: Mapping, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.json`` (the results, JSON-safe, plus ``claims`` and ``plots``), ``report.md``
-    and the PNG plots into ``out_dir``; return ``{"results", "report", <plot name>...: path}`` for
-    the files written. Plots without data (or without matplotlib) are skipped and listed as such."""
+    """Write ``results.json`` (the results without their arrays, plus ``claims`` and ``plots``) and
+    ``samples.npz`` (the arrays, when there are any) with ``save_results``, ``report.md`` and the
+    PNG plots into ``out_dir``; return ``{"results", "samples"?, "report", <plot name>...: path}``
+    for the files written. Plots without data (or without matplotlib) are skipped and listed as such."""
     validate_results(results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     claims = check_claims(results)
     plots, skipped = _write_plots(results, out_dir)
     payload = {
-        **to_jsonable(results),
+        **results,
         "claims": [claim.to_json() for claim in claims],
         "plots": {**{name: path.name for name, path in plots.items()}, **{name: f"skipped: {why}" for name, why in skipped.items()}},
     }
-    paths = {"results": out_dir / "results.json", "report": out_dir / "report.md"}
-    paths["results"].write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    paths = save_results(payload, out_dir)
+    paths["report"] = out_dir / "report.md"
     paths["report"].write_text(_markdown(results, claims, plots, skipped))
     return {**paths, **plots}

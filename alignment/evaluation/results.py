@@ -1,12 +1,17 @@
-"""Reading the results structure (the package docstring defines it): checks, run kinds, curves, JSON.
+"""Reading and writing the results structure (the package docstring defines it): checks, run kinds,
+arms, curves, JSON and the per-sample arrays.
 
 Estimates may be ``Estimate`` objects (built in Python) or their JSON dicts (read back from
-``results.json``); every reader here accepts both.
+``results.json``); every reader here accepts both. ``save_results`` writes ``results.json`` with
+every numpy array replaced by a marker ``{"array": key, "shape": [...], "dtype": ...}`` and the
+arrays into one compressed ``samples.npz`` beside it, keyed by their JSON path (e.g.
+``runs/3/checkpoints/2/samples/judge``); ``load_results`` puts them back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +23,8 @@ from alignment.evaluation.stats import Estimate, as_estimate, frontier
 DEFAULT_REFERENCE = {"method": "empirical", "quantile": 0.85}
 LSC_UTILITIES = {("lsc", "sum"), ("lsc", "weighted_sum"), ("centered", "lsc_and")}
 RAW_UTILITIES = {("identity", "sum"), ("identity", "weighted_sum")}
+RESULTS_FILE, SAMPLES_FILE = "results.json", "samples.npz"
+_MARKER_KEYS = {"array", "shape", "dtype"}
 
 _RUN_KEYS = ("name", "label", "transform", "aggregator", "algorithm", "kl_coef", "checkpoints")
 
@@ -41,10 +48,22 @@ def validate_results(results: Mapping) -> None:
         for key in ("label", "k", "kl", "win_rate"):
             if key not in entry:
                 raise ValueError(f"results: best_of_k[{i}] lacks '{key}'")
+    for key in ("pi_0", "gradient_batch"):
+        block = results.get(key)
+        if block is not None and not isinstance(block, Mapping):
+            raise ValueError(f"results['{key}'] must be a dict of arrays, got {type(block).__name__}")
+    judge = lookup(results, "pi_0", "judge")
+    if judge is not None and np.ndim(judge) != 3:
+        raise ValueError(f"results['pi_0']['judge'] must be [prompts, samples, properties], got shape {np.shape(judge)}")
 
 
-def utility_kind(transform: str | None, aggregator: str | None) -> str:
-    """"lsc" (a sum of LSC terms: the AND of arXiv 2402.00742), "raw" (a sum of raw rewards) or "other"."""
+def utility_kind(transform: str | None, aggregator: str | None, normalize: str | None = None) -> str:
+    """"lsc" (a sum of LSC terms: the AND of arXiv 2402.00742), "raw" (a sum of raw rewards),
+    "group_normalized" (the raw sum of rewards each standardised over its prompt's group of
+    samples, ``normalize="group"``: the per-reward normalised sum, as in GDPO-style trainers) or
+    "other"."""
+    if normalize not in (None, "none"):
+        return "group_normalized" if normalize == "group" and (transform, aggregator) in RAW_UTILITIES else "other"
     if (transform, aggregator) in LSC_UTILITIES:
         return "lsc"
     if (transform, aggregator) in RAW_UTILITIES:
@@ -54,7 +73,13 @@ def utility_kind(transform: str | None, aggregator: str | None) -> str:
 
 def run_kind(run: Mapping) -> str:
     """``utility_kind`` of a run or best-of-k entry (``"other"`` when it names no transform)."""
-    return utility_kind(run.get("transform"), run.get("aggregator"))
+    return utility_kind(run.get("transform"), run.get("aggregator"), run.get("normalize"))
+
+
+def run_seed(run: Mapping) -> int:
+    """The run's training seed (0 when it does not say)."""
+    seed = run.get("seed")
+    return 0 if seed is None else int(seed)
 
 
 def optimised(run: Mapping, properties: Sequence[str]) -> list[str]:
@@ -124,14 +149,20 @@ def proxy_total(checkpoint: Mapping, names: Sequence[str]) -> float | None:
 
 
 def to_jsonable(value):
-    """A JSON-safe copy: Estimates (and dataclasses) as dicts, numpy as Python, NaN and inf as None."""
+    """A JSON-safe copy: Estimates (and dataclasses) as dicts, numpy as Python, NaN and inf as None.
+
+    Arrays become nested lists (``save_results`` instead moves them to ``samples.npz``); the
+    markers that stand in for them are plain dicts and pass through unchanged.
+    """
     if isinstance(value, Estimate):
         return to_jsonable(value.to_json())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_jsonable(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.item()) if value.ndim == 0 else value.tolist() if value.dtype.kind in "biu" else [to_jsonable(v) for v in value]
+    if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -144,3 +175,71 @@ def to_jsonable(value):
     if value is None or isinstance(value, str):
         return value
     raise TypeError(f"to_jsonable: cannot convert {type(value).__name__} to JSON: {value!r}")
+
+
+def split_arrays(value, path: str = "") -> tuple[object, dict[str, np.ndarray]]:
+    """``(tree, arrays)``: ``value`` with every numpy array (at any depth, in dicts or lists)
+    replaced by a marker ``{"array": key, "shape": [...], "dtype": str}``, and ``{key: array}``;
+    keys are JSON paths such as ``runs/3/checkpoints/2/samples/judge``."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(node, where: str):
+        if isinstance(node, np.ndarray):
+            key = where or "array"
+            arrays[key] = node
+            return {"array": key, "shape": list(node.shape), "dtype": str(node.dtype)}
+        if isinstance(node, Estimate):
+            return node
+        if isinstance(node, Mapping):
+            return {k: walk(v, f"{where}/{k}" if where else str(k)) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [walk(v, f"{where}/{i}" if where else str(i)) for i, v in enumerate(node)]
+        return node
+
+    return walk(value, path), arrays
+
+
+def save_results(results: Mapping, directory: str | Path) -> dict[str, Path]:
+    """Write ``results.json`` (everything but arrays, JSON-safe) and, when there are arrays,
+    ``samples.npz`` (all of them, compressed, keyed by JSON path) into ``directory``; returns
+    ``{"results": path, "samples"?: path}``. ``load_results`` reads them back."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tree, arrays = split_arrays(results)
+    paths = {"results": directory / RESULTS_FILE}
+    paths["results"].write_text(json.dumps(to_jsonable(tree), indent=2, allow_nan=False) + "\n")
+    samples = directory / SAMPLES_FILE
+    if arrays:
+        np.savez_compressed(samples, **arrays)
+        paths["samples"] = samples
+    elif samples.exists():
+        samples.unlink()  # a stale file from an earlier write would not match this results.json
+    return paths
+
+
+def _is_marker(node) -> bool:
+    return isinstance(node, Mapping) and set(node) == _MARKER_KEYS and isinstance(node.get("array"), str)
+
+
+def load_results(directory: str | Path) -> dict:
+    """The results written by ``save_results`` (``directory`` or its ``results.json``), with the
+    arrays of ``samples.npz`` put back where their markers stand. Results without arrays load as
+    they are; a marker whose array is missing (no ``samples.npz``) becomes None, so the claims
+    that need it say "not tested"."""
+    path = Path(directory)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    tree = json.loads(path.read_text())
+    samples = path.parent / SAMPLES_FILE
+    arrays = dict(np.load(samples, allow_pickle=False)) if samples.is_file() else {}
+
+    def walk(node):
+        if _is_marker(node):
+            return arrays.get(node["array"])
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(tree)

@@ -1,18 +1,21 @@
-"""Win rates over the base policy, means and win-rate-vs-KL curves, with intervals clustered by prompt.
+"""Win rates over the base policy, means, curves, and the t and binomial distributions (numpy, scipy).
 
 The evaluation of Wang et al., "Transforming and Combining Rewards for Aligning Large Language
-Models" (arXiv 2402.00742): a judge compares sample j of the policy pi with sample j of pi_0 on
-the same held-out prompt; the win rate over pi_0 is plotted against KL(pi || pi_0).
+Models" (arXiv 2402.00742): on each held-out prompt the judge compares each of the m samples of
+the policy pi with each of the m' samples of pi_0 (all m·m' pairs; m and m' may differ); the
+win rate over pi_0 is plotted against KL(pi || pi_0).
 
-Samples of one prompt are correlated (same prompt, same difficulty), so every interval here is
-clustered by prompt (Miller, "Adding Error Bars to Evals: A Statistical Approach to Language
-Model Evaluations", arXiv 2411.00640): average within each prompt i first, then across the N
-prompts, with z = Phi^-1(1/2 + level/2):
+Samples of one prompt are correlated (same prompt, same difficulty), so the intervals of one
+checkpoint are clustered by prompt (Miller, "Adding Error Bars to Evals: A Statistical Approach
+to Language Model Evaluations", arXiv 2411.00640): average within each prompt i first, then
+across the N prompts, with z = Phi^-1(1/2 + level/2):
 
-    m_i = mean_j w_ij,   mean = mean_i m_i,   interval = mean ± z · sd_i(m_i) / √N
+    m_i = mean_{j,k} w_ijk,   mean = mean_i m_i,   interval = mean ± z · sd_i(m_i) / √N
 
-Arrays are numpy ``[prompts, samples]`` (``[prompts, samples, properties]`` for several
-properties); nothing here imports jax or model code.
+These intervals describe one checkpoint of one training seed; the decisions between methods
+(``alignment.evaluation.decide``) add the variance across training seeds. Arrays are numpy
+``[prompts, samples]`` (``[prompts, samples, properties]`` for several properties); nothing here
+imports jax or model code (Student's t and the binomial test come from scipy).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from statistics import NormalDist
 from typing import TypeVar
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 DEFAULT_LEVEL = 0.95
 
@@ -101,45 +105,72 @@ def _array(x, ndim: int, name: str, what: str) -> np.ndarray:
     return array
 
 
-def _paired(new, old, ndim: int, caller: str) -> tuple[np.ndarray, np.ndarray]:
+def _same_prompts(new, old, ndim: int, caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """``new`` [n, m, ...] and ``old`` [n, m', ...]: same prompts (and properties), any sample counts."""
     what = "[prompts, samples]" if ndim == 2 else "[prompts, samples, properties]"
     new = _array(new, ndim, f"{caller}: new", what)
     old = _array(old, ndim, f"{caller}: old", what)
-    if new.shape != old.shape:
-        raise ValueError(f"{caller}: new has shape {new.shape} but old has shape {old.shape}; they are paired {what}")
+    if new.shape[0] != old.shape[0] or new.shape[2:] != old.shape[2:]:
+        raise ValueError(f"{caller}: new has shape {new.shape} but old has shape {old.shape}; they must be {what} "
+                         f"on the same prompts (and properties), the sample counts may differ")
     return new, old
 
 
 def pair_wins(new, old) -> np.ndarray:
-    """Per pair: 1 if new > old, 1/2 if equal (a coin flip), 0 otherwise; any matching shapes."""
+    """Per pair: 1 if new > old, 1/2 if equal (a coin flip), 0 otherwise; any broadcastable shapes."""
     new, old = np.asarray(new), np.asarray(old)
     return (new > old).astype(np.float64) + 0.5 * (new == old)
+
+
+def all_pair_wins(new, old) -> np.ndarray:
+    """``[n, m, m', ...]``: ``pair_wins`` of each of the m samples of ``new`` [n, m, ...] against each
+    of the m' samples of ``old`` [n, m', ...] of the same prompt."""
+    new, old = np.asarray(new), np.asarray(old)
+    return pair_wins(new[:, :, None], old[:, None, :])
+
+
+def per_prompt_rates(new, old, index: int | Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-prompt all-pairs (win, loss) rates ``[n]`` of ``new`` [n, m, P] over ``old`` [n, m', P].
+
+    ``index``: one property (an int), or the AND of several (a sequence; None = all): per pair the
+    product over those properties of the per-property pair wins (a tie counts 1/2 on each
+    property), the loss the same with the roles swapped. For one property win + loss = 1.
+    """
+    new, old = np.asarray(new, dtype=np.float64), np.asarray(old, dtype=np.float64)
+    if isinstance(index, (int, np.integer)):
+        wins = all_pair_wins(new[..., index], old[..., index])
+        return wins.mean(axis=(1, 2)), 1.0 - wins.mean(axis=(1, 2))
+    if index is not None:
+        new, old = new[..., list(index)], old[..., list(index)]
+    wins = all_pair_wins(new, old)
+    return wins.prod(axis=-1).mean(axis=(1, 2)), (1.0 - wins).prod(axis=-1).mean(axis=(1, 2))
 
 
 def win_rate(new, old, level: float = DEFAULT_LEVEL) -> Estimate:
     """P(judge prefers the policy's sample to pi_0's), ties counted 1/2, clustered by prompt, in [0, 1].
 
-    ``new``, ``old``: paired judge scores ``[prompts, samples]`` (sample j of pi against sample j
-    of pi_0 on the same prompt). w_ij = 1[new > old] + 1[new = old] / 2, then the module's
-    clustered interval over the per-prompt means, clipped to [0, 1].
+    ``new`` [prompts, m], ``old`` [prompts, m']: judge scores of the policy's and pi_0's samples on
+    the same prompts. Per prompt the mean over all m·m' pairs of w = 1[new > old] + 1[new = old] / 2,
+    then the module's clustered interval over the per-prompt rates, clipped to [0, 1].
     """
-    new, old = _paired(new, old, 2, "win_rate")
-    return clustered_estimate(pair_wins(new, old).mean(axis=1), level, (0.0, 1.0), "win_rate")
+    new, old = _same_prompts(new, old, 2, "win_rate")
+    return clustered_estimate(all_pair_wins(new, old).mean(axis=(1, 2)), level, (0.0, 1.0), "win_rate")
 
 
 def and_wins(new, old) -> np.ndarray:
-    """``[prompts, samples]`` AND-win per pair: prod_p w_p with w_p in {0, 1/2, 1} from ``pair_wins``."""
-    return pair_wins(new, old).prod(axis=-1)
+    """``[prompts, m, m']`` AND-win per pair (all pairs of a prompt): prod_p w_p with w_p in {0, 1/2, 1}."""
+    return all_pair_wins(new, old).prod(axis=-1)
 
 
 def and_win_rate(new, old, level: float = DEFAULT_LEVEL) -> Estimate:
     """P(policy's sample beats pi_0's on every property); a tie on a property is a coin flip.
 
-    ``new``, ``old``: ``[prompts, samples, properties]``. Per pair prod_p w_p (so one tie halves
-    the win, a loss on any property zeroes it), then the clustered interval, clipped to [0, 1].
+    ``new`` [prompts, m, properties], ``old`` [prompts, m', properties]. Per pair prod_p w_p (so one
+    tie halves the win, a loss on any property zeroes it), averaged over the m·m' pairs of each
+    prompt, then the clustered interval, clipped to [0, 1].
     """
-    new, old = _paired(new, old, 3, "and_win_rate")
-    return clustered_estimate(and_wins(new, old).mean(axis=1), level, (0.0, 1.0), "and_win_rate")
+    new, old = _same_prompts(new, old, 3, "and_win_rate")
+    return clustered_estimate(and_wins(new, old).mean(axis=(1, 2)), level, (0.0, 1.0), "and_win_rate")
 
 
 def and_loss_rate(new, old, level: float = DEFAULT_LEVEL) -> Estimate:
@@ -147,8 +178,8 @@ def and_loss_rate(new, old, level: float = DEFAULT_LEVEL) -> Estimate:
 
     1 - AND-win - AND-loss is the share of pairs that trade one property against another.
     """
-    new, old = _paired(new, old, 3, "and_loss_rate")
-    return clustered_estimate(and_wins(old, new).mean(axis=1), level, (0.0, 1.0), "and_loss_rate")
+    new, old = _same_prompts(new, old, 3, "and_loss_rate")
+    return clustered_estimate(and_wins(old, new).mean(axis=(1, 2)), level, (0.0, 1.0), "and_loss_rate")
 
 
 def mean_estimate(x, level: float = DEFAULT_LEVEL) -> Estimate:
@@ -242,35 +273,61 @@ def spearman(x, y) -> float | None:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def prompt_improvement(new_judge, old_judge, base_reward, level: float = DEFAULT_LEVEL) -> dict:
+def prompt_improvement(gain, base_reward, level: float = DEFAULT_LEVEL) -> dict:
     """Per-prompt gains over pi_0 and how they depend on the prompt's base reward (claim 4 of arXiv 2402.00742).
 
-    ``new_judge``, ``old_judge``: paired ``[prompts, samples]`` scores; ``base_reward``: ``[prompts]``
-    (e.g. r_ref(x) from pi_0's samples under the proxy). Per prompt i the gain is
-    g_i = mean_j new_ij - mean_j old_ij. For the AND of several properties pass the per-pair
-    AND-win indicator as new and the AND-loss indicator as old (``and_wins(new, old)``,
-    ``and_wins(old, new)``): g_i is then P(AND win) - P(AND loss) on that prompt, free of the
-    properties' scales. Prompts are split by base reward into a lower and an upper half of
-    N // 2 each (the median prompt is left out when N is odd). Returns:
+    ``gain``: ``[prompts]`` per-prompt gain, g_i = (win_i - loss_i) / 2 from ``per_prompt_rates``
+    (= win rate - 1/2 for one property; for AND half of P(AND win) - P(AND loss); 0 for pi_0
+    against itself). ``base_reward``: ``[prompts]`` (e.g. r_ref(x) from pi_0's samples under the
+    proxy). Prompts are split by base reward into a lower and an upper half of N // 2 each (the
+    median prompt is left out when N is odd). Returns:
 
     - ``improved_fraction``: share of prompts with g_i > 0 (ties are not improvements);
     - ``gain``: mean g_i over all prompts;
     - ``low_base_gain``, ``high_base_gain``: mean g_i in the lower and upper half;
     - ``correlation``: Spearman's correlation of g_i with the base reward (None if undefined).
     """
-    new, old = _paired(new_judge, old_judge, 2, "prompt_improvement")
+    gain = _array(gain, 1, "prompt_improvement: gain", "[prompts]")
     base = _array(base_reward, 1, "prompt_improvement: base_reward", "[prompts]")
-    if base.shape[0] != new.shape[0]:
-        raise ValueError(f"prompt_improvement: base_reward has shape {base.shape} but the judge scores have {new.shape[0]} prompts")
-    if new.shape[0] < 4:
-        raise ValueError(f"prompt_improvement needs at least 4 prompts (two per base-reward half), got {new.shape[0]}")
-    gain = new.mean(axis=1) - old.mean(axis=1)
-    order = np.argsort(base, kind="stable")
-    half = len(order) // 2
+    if base.shape[0] != gain.shape[0]:
+        raise ValueError(f"prompt_improvement: base_reward has shape {base.shape} but there are {gain.shape[0]} prompts' gains")
+    if gain.shape[0] < 4:
+        raise ValueError(f"prompt_improvement needs at least 4 prompts (two per base-reward half), got {gain.shape[0]}")
+    low, high = base_halves(base)
     return {
         "improved_fraction": clustered_estimate(gain > 0, level, (0.0, 1.0), "improved_fraction"),
         "gain": clustered_estimate(gain, level, None, "gain"),
-        "low_base_gain": clustered_estimate(gain[order[:half]], level, None, "low_base_gain"),
-        "high_base_gain": clustered_estimate(gain[order[-half:]], level, None, "high_base_gain"),
+        "low_base_gain": clustered_estimate(gain[low], level, None, "low_base_gain"),
+        "high_base_gain": clustered_estimate(gain[high], level, None, "high_base_gain"),
         "correlation": spearman(gain, base),
     }
+
+
+def base_halves(base) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the lower and the upper N // 2 prompts by ``base`` (stable order; the median
+    prompt of an odd N is in neither)."""
+    order = np.argsort(np.asarray(base, dtype=np.float64), kind="stable")
+    half = len(order) // 2
+    return order[:half], order[len(order) - half:]
+
+
+# --- distributions (numpy and math only) -----------------------------------------------------------
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` > 0 degrees of freedom (``scipy.stats.t``)."""
+    if not df > 0:
+        raise ValueError(f"t_sf: df must be > 0, got {df}")
+    return float(scipy_stats.t.sf(t, df))
+
+
+def t_quantile(q: float, df: float) -> float:
+    """The q-quantile of Student's t with ``df`` degrees of freedom (``scipy.stats.t``)."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"t_quantile: q must be in (0, 1), got {q}")
+    return float(scipy_stats.t.ppf(q, df))
+
+
+def binomial_two_sided_p(k: int, n: int) -> float:
+    """Exact two-sided p-value of k successes in n trials under p = 1/2 (McNemar's exact test on
+    the discordant pairs; ``scipy.stats.binomtest``); 1 for no trials."""
+    return 1.0 if n == 0 else float(scipy_stats.binomtest(k, n).pvalue)

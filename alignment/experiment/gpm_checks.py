@@ -170,7 +170,7 @@ def gpm_checks(
         if batches:
             correct = {"gpm": heldout_correct(gpm, prop, batches), "bt": heldout_correct(judge, prop, batches)}
             out["transitive_accuracy"] = {kind: float(c.mean()) for kind, c in correct.items()}
-            out["transitive_correct"] = correct  # paired per held-out pair (McNemar's test)
+            out["transitive_correct"] = {kind: c.tolist() for kind, c in correct.items()}  # paired per pair (McNemar's test)
             details["heldout_pairs"] = int(correct["gpm"].size)
     details["seconds"] = round(time.perf_counter() - start, 2)
     return {**out, "details": details}

@@ -497,18 +497,14 @@ class Pipeline:
     def results(self, best_of_k: Sequence[dict] = ()) -> dict:
         """The results structure of ``alignment.evaluation`` over the runs aligned so far (with
         ``"gpm"``, the GPM checks, when the experiment trains a GPM)."""
-        bt = self.base_rewards["bt"]
-        alignment_references = bt.references()
+        computed = self.__dict__  # the cached stages computed so far (aligning a run computes both reference stages)
         return {
             "experiment": self.experiment.name, "judge": self.task.judge_name, "properties": list(self.task.properties),
             "level": self.experiment.evaluation.level,
             "base": evaluation.summarize_base(self.pi_0.judge, self.task.properties, proxy=self.pi_0.proxy),
             "pi_0": {"judge": np.asarray(self.pi_0.judge, np.float32), "proxy": np.asarray(self.pi_0.proxy, np.float32)},
-            "eval_base_reward": np.asarray(self.eval_references, np.float32),
-            "gradient_batch": {
-                "rewards": np.stack([np.asarray(bt.rewards[p], np.float32) for p in self.task.properties], axis=-1),
-                "references": np.stack([np.asarray(alignment_references[p], np.float32) for p in self.task.properties], axis=-1),
-            },
+            **({"eval_base_reward": np.asarray(self.eval_references, np.float32)} if "eval_base_rewards" in computed else {}),
+            **({"gradient_batch": self.gradient_batch} if "base_rewards" in computed else {}),
             "runs": [self.run_results[run.name] for run in self.experiment.learner_runs() if run.name in self.run_results],
             "best_of_k": list(best_of_k),
             **({"probes": self.probes} if self.probes else {}),
@@ -517,6 +513,15 @@ class Pipeline:
             "cost": {"wall_seconds": round(time.perf_counter() - self.started, 1), "learner_runs": len(self.run_results),
                      "stages": dict(self.stage_seconds)},
         }
+
+    @property
+    def gradient_batch(self) -> dict[str, np.ndarray]:
+        """Claim 1's fixed batch: the BT proxies' rewards ``[prompts, K, P]`` of pi_0's K reference
+        samples on the alignment prompts, and their r_ref ``[prompts, P]`` (empirical, the default quantile)."""
+        bt, properties = self.base_rewards["bt"], self.task.properties
+        references = bt.references()
+        return {"rewards": np.stack([np.asarray(bt.rewards[p], np.float32) for p in properties], axis=-1),
+                "references": np.stack([np.asarray(references[p], np.float32) for p in properties], axis=-1)}
 
     @functools.cached_property
     def probes(self) -> list[dict]:
