@@ -147,8 +147,11 @@ def paper_regime() -> fdl.Config:
       reward standardised over its prompt's samples, then summed);
     * proxies whose labels differ in reliability per property (helpfulness at the sandbox's beta 3,
       harmlessness at beta 1) with 10 % of labels flipped;
-    * 15 judged checkpoints per run (denser early, where the gold curves move fastest) on the 90 held-out prompts, 8 policy samples against 8
-      independent pi_0 samples per prompt; best-of-k for k in {1, 4, 16, 64}.
+    * 15 judged checkpoints per run (denser early, where the gold curves move fastest) on the 90
+      held-out prompts, 8 policy samples against 8 independent pi_0 samples per prompt;
+    * best-of-k for k in {1, 4, 16, 64};
+    * the r_ref sweep of claim 7 (LSC AND, q in {0.5, 0.85, 0.95}, empirical and gaussian; one
+      seed each) and the GPM claims (a GPM helpfulness proxy beside the BT proxies).
     """
     seeds = dict(seeds=REGIME_SEEDS)
     config = quickstart()
@@ -161,9 +164,18 @@ def paper_regime() -> fdl.Config:
         *runs((0.0,), curves=(("LSC helpful", "lsc"), ("raw helpful", "identity")), properties=("helpful",), **seeds),
         *runs((0.0,), curves=(LSC_AND, RAW_SUM, GROUP_NORMALIZED_SUM), **seeds),
     ]
+    sensitivity = [
+        fdl.Config(RunSpec, name=f"lsc_and-rloo-kl0-{method}-q{q:g}", label=f"LSC AND {method} q={q:g}", utility=utility("lsc"),
+                   kl_coef=0.0, reference_method=method, quantile=q, seeds=REGIME_SEEDS[:1])
+        for method in ("empirical", "gaussian")
+        for q in (0.5, 0.85, 0.95)
+        if (method, q) != ("empirical", 0.85)  # the main grid's arm
+    ]
+    config.runs = [*config.runs, *sensitivity]
     config.learner = sandbox_learner(num_steps=REGIME_STEPS, learning_rate=REGIME_LEARNING_RATE)
     config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 4, 16, 64), eval_prompts=48)
     config.evaluation = fdl.Config(EvaluationSpec, steps=REGIME_JUDGED_STEPS, base_samples=8)
+    config.gpm_checks = True
     return config
 
 

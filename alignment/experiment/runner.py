@@ -6,7 +6,7 @@
     reward_models/judge/                 the judge's, for a task whose judge is a reward model
     reference/                           the reference stage's cache (alignment.rl.reference)
     runs/<run>/                          each learner's metrics, checkpoints, evaluations.json, result.json
-    gpm_checks.json                      the GPM claims measured, when a run uses a GPM (gpm_checks)
+    gpm_checks.json                      the GPM claims measured, when a run uses a GPM or gpm_checks is set
     report/                              results.json, report.md and the plots (alignment.evaluation)
 
 A run whose ``result.json`` exists is not run again, and a run interrupted after a checkpoint
@@ -104,9 +104,12 @@ def stage(name: str, seconds: dict[str, float] | None = None, key: str | None = 
 
 def reward_model_kinds(experiment: Experiment, properties: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """``{kind: properties}`` the proxies must cover: Bradley-Terry for every property (best-of-k
-    and the evaluation read it), a GPM for each property a GPM run optimises."""
+    and the evaluation read it), a GPM for each property a GPM run optimises, and one for the
+    first property when ``experiment.gpm_checks`` asks for the GPM claims without a GPM run."""
     kinds = {"bt": tuple(properties)}
     gpm = [p for run in experiment.runs if run.reward_model == "gpm" for p in (run.properties or properties)]
+    if experiment.gpm_checks and not gpm:
+        gpm = [properties[0]]
     if gpm:
         kinds["gpm"] = tuple(p for p in properties if p in gpm)
     return kinds

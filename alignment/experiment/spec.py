@@ -256,7 +256,11 @@ class MeshSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """The whole run; ``alignment.experiment.run_experiment(experiment, workdir)`` executes it."""
+    """The whole run; ``alignment.experiment.run_experiment(experiment, workdir)`` executes it.
+
+    ``gpm_checks``: measure the general preference model's claims (a GPM proxy for the first
+    property, trained like the others) even when no run optimises a GPM.
+    """
 
     name: str
     task: SandboxTask | PretrainedTask
@@ -267,6 +271,7 @@ class Experiment:
     best_of_k: BestOfKSpec | None = None
     evaluation: EvaluationSpec = EvaluationSpec()
     mesh: MeshSpec | None = None
+    gpm_checks: bool = False
 
     def __post_init__(self):
         names = [run.name for run in self.learner_runs()]
