@@ -373,7 +373,9 @@ class Pipeline:
     def align(self, run: RunSpec) -> dict:
         """Trains ``run``, judging every ``evaluation.every`` steps and the last; returns its
         result (a ``runs`` entry of ``alignment.evaluation``'s results). A run whose
-        ``result.json`` exists is read back; an interrupted one continues from its checkpoint."""
+        ``result.json`` exists is read back; an interrupted one continues from its checkpoint.
+        Every checkpoint record is computed from its stored per-sample arrays (``judged/``) with
+        this code's ``evaluate_policy``, so a report always reflects the current evaluation."""
         if run.seeds is not None and len(run.seeds) > 1:
             raise ValueError(f"run {run.name!r} has seeds {run.seeds}: align each of run.repeated() (Experiment.learner_runs)")
         directory = self.workdir / "runs" / run.name
@@ -386,9 +388,10 @@ class Pipeline:
             _write_json(directory / "made_with.json", made_with)
         if done.is_file():
             result = json.loads(done.read_text())
-            result["checkpoints"] = attach_samples(directory, result["checkpoints"])
         else:
             result = self._train_and_judge(run, directory)
+        result["checkpoints"] = [self._checkpoint_record(result["optimised"], c["step"], c["samples"])
+                                 for c in attach_samples(directory, result["checkpoints"])]
         self.run_results[run.name] = result
         return result
 
@@ -412,7 +415,7 @@ class Pipeline:
         reward_fns = run_reward_functions(proxies, run, task.properties)
         references = base.references(run.reference_method, quantile=run.quantile)
         config = run.learner_config(experiment.learner)
-        eval_references, pi_0 = self.eval_references, self.pi_0
+        _ = self.eval_references, self.pi_0  # both stages run, and are timed, before this run's stage
         with stage(f"run {run.name}", self.stage_seconds, "learner runs"):
             value = ValueModel(copy_module(task.policy), rngs=nnx.Rngs(config.seed + 1)) if config.algorithm == "ppo" else None
             learner = Learner(copy_module(task.policy), task.policy, task.tokenizer, reward_fns, task.alignment_chats,
@@ -421,19 +424,14 @@ class Pipeline:
             evaluations = json.loads(evaluations_file.read_text()) if evaluations_file.is_file() else []
             if any(path.name.isdigit() for path in (directory / "checkpoints").glob("*")):
                 learner.restore()  # an interrupted run continues from its last checkpoint
-            evaluations = attach_samples(directory, [e for e in evaluations if e["step"] <= learner.step])
+            evaluations = [e for e in evaluations if e["step"] <= learner.step]
             for stop in experiment.evaluation.judged_steps(config.num_steps):
                 if stop <= learner.step:
                     continue
                 learner.run(stop, progress=self.progress)
-                judged = self.judge(learner.trainable.policy, run.name, stop)
-                record = evaluation.evaluate_policy(
-                    judged.judge, pi_0.judge, list(task.properties), kl=judged.kl, new_proxy=judged.proxy,
-                    base_reward=eval_references, optimised=list(properties), step=stop, level=experiment.evaluation.level,
-                )
-                record["samples"] = judged.arrays()
-                save_samples(directory, stop, record["samples"])
-                evaluations.append(record)
+                samples = self.judge(learner.trainable.policy, run.name, stop).arrays()
+                save_samples(directory, stop, samples)
+                evaluations.append(self._checkpoint_record(properties, stop, samples))
                 _write_json(evaluations_file, without_samples(evaluations))
             learner.close()
         result = {
@@ -444,9 +442,15 @@ class Pipeline:
             "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": without_samples(evaluations),
         }
         _write_json(directory / "result.json", result)
-        result = json.loads(json.dumps(result, default=_json))
-        result["checkpoints"] = attach_samples(directory, result["checkpoints"])
-        return result
+        return json.loads(json.dumps(result, default=_json))
+
+    def _checkpoint_record(self, optimised: Sequence[str], step: int, samples: dict[str, np.ndarray]) -> dict:
+        """One judged checkpoint: ``evaluate_policy`` of its samples against pi_0's, with the
+        samples attached (a ``checkpoints`` entry of the results)."""
+        record = evaluation.evaluate_policy(
+            samples["judge"], self.pi_0.judge, list(self.task.properties), kl=samples["kl"], new_proxy=samples["proxy"],
+            base_reward=self.eval_references, optimised=list(optimised), step=step, level=self.experiment.evaluation.level)
+        return {**record, "samples": samples}
 
     def best_of_k(self) -> list[dict]:
         """Best-of-k from pi_0 on the first ``best_of_k.eval_prompts`` held-out prompts: ``max(ks)``
