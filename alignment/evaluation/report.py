@@ -147,15 +147,19 @@ def plot_win_rate_vs_kl(results: Mapping, goal: str = "and", runs: Sequence[Mapp
     ax.axhline(0.5 if level is None else level, color="gray", linestyle=":", linewidth=1,
                label="pi_0 vs pi_0" if goal == "and" and level is not None else None)
     ax.set(xlabel="KL(pi || pi_0), nats per response", ylabel=f"win rate over pi_0 ({goal})", title=goal)
+    ax.set_xscale("symlog", linthresh=1.0)  # linear below 1 nat, logarithmic above: runs span 0.05 to hundreds of nats
+    ax.set_xlim(left=0.0)
     _legend(ax)
     return ax
 
 
 def headline_panels(results: Mapping) -> list[tuple[str, list[Mapping]]]:
     """``[(goal, runs)]``: per property with single-property runs, LSC against the raw reward; for
-    AND, the multi-property LSC and raw-sum runs; runs with the default reference only."""
+    AND, the multi-property LSC, raw-sum and group-normalised-sum runs; LSC runs with the default
+    reference only."""
     properties = results["properties"]
-    chosen = [r for r in results["runs"] if run_kind(r) in ("lsc", "raw") and has_default_reference(r)
+    chosen = [r for r in results["runs"] if run_kind(r) in ("lsc", "raw", "group_normalized")
+              and (run_kind(r) != "lsc" or has_default_reference(r))
               and r.get("reward_model", "bt") == "bt"]
     panels = [(p, [r for r in chosen if optimised(r, properties) == [p]]) for p in properties]
     panels.append(("and", [r for r in chosen if len(optimised(r, properties)) > 1]))
