@@ -452,7 +452,7 @@ class Pipeline:
         record = evaluation.evaluate_policy(
             samples["judge"], self.pi_0.judge, list(self.task.properties), kl=samples["kl"], new_proxy=samples["proxy"],
             base_reward=self.eval_references, optimised=list(optimised), step=step, level=self.experiment.evaluation.level)
-        return {**record, "samples": samples}
+        return {**json.loads(json.dumps(record, default=_json)), "samples": samples}  # Estimates as their JSON dicts
 
     def best_of_k(self) -> list[dict]:
         """Best-of-k from pi_0 on the first ``best_of_k.eval_prompts`` held-out prompts: ``max(ks)``
