@@ -207,7 +207,7 @@ def save_results(results: Mapping, directory: str | Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     tree, arrays = split_arrays(results)
     paths = {"results": directory / RESULTS_FILE}
-    paths["results"].write_text(json.dumps(to_jsonable(tree), indent=2, allow_nan=False) + "\n")
+    paths["results"].write_text(json.dumps(to_jsonable(tree), separators=(",", ":"), allow_nan=False) + "\n")  # compact: every checkpoint of every run
     samples = directory / SAMPLES_FILE
     if arrays:
         np.savez_compressed(samples, **arrays)

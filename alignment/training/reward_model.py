@@ -150,6 +150,18 @@ def _pair_accuracy_step(objective: str):
     return accuracies
 
 
+def _per_batch(step, model, batches, properties, mesh, rules) -> list[tuple[str, jax.Array, np.ndarray]]:
+    """``(property, step(model, batch, head index), batch.valid)`` per batch, left on the devices."""
+    properties = tuple(properties)
+    results = []
+    for name, batch in batches:
+        if name not in properties:
+            raise ValueError(f"unknown property {name!r}; this model judges: {', '.join(properties)}")
+        with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
+            results.append((name, step(model, place_batch(batch, mesh, rules), jnp.int32(properties.index(name))), batch.valid))
+    return results
+
+
 def pair_accuracies(
     model: RewardModel | GPMModel,
     batches: Iterable[tuple[str, RewardBatch]],
@@ -162,14 +174,7 @@ def pair_accuracies(
     """``{property: [pairs]}`` each valid pair's accuracy (1, 0, or 1/2 for a tied label), in the
     batches' order: paired data for comparing two models on the same pairs (e.g. McNemar's
     test); its mean is ``evaluate_pairs``' accuracy."""
-    properties = tuple(properties)
-    step = _pair_accuracy_step(objective)
-    results = []
-    for name, batch in batches:
-        if name not in properties:
-            raise ValueError(f"unknown property {name!r}; this model judges: {', '.join(properties)}")
-        with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
-            results.append((name, step(model, place_batch(batch, mesh, rules), jnp.int32(properties.index(name))), batch.valid))
+    results = _per_batch(_pair_accuracy_step(objective), model, batches, properties, mesh, rules)
     out: dict[str, list[np.ndarray]] = {}
     for name, accuracy, valid in jax.device_get(results):
         out.setdefault(name, []).append(np.asarray(accuracy, np.float64)[np.asarray(valid, bool)])
@@ -191,19 +196,12 @@ def evaluate_pairs(
     optimizer state). ``properties`` names the model's heads in order (a GPM judges one);
     ``beta`` defaults as in ``RewardTrainConfig``. The per-batch metrics are fetched once, at the end.
     """
-    properties = tuple(properties)
     beta = RewardTrainConfig(objective=objective, beta=beta).loss_beta
-    step = _eval_step(objective, beta)
-    results = []
-    for name, batch in batches:
-        if name not in properties:
-            raise ValueError(f"unknown property {name!r}; this model judges: {', '.join(properties)}")
-        with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
-            results.append((name, step(model, place_batch(batch, mesh, rules), jnp.int32(properties.index(name)))))
+    results = _per_batch(_eval_step(objective, beta), model, batches, properties, mesh, rules)
     if not results:
         raise ValueError("evaluate() got no batches")
     totals: dict[str, np.ndarray] = {}
-    for name, m in jax.device_get(results):
+    for name, m, _ in jax.device_get(results):
         sums = totals.setdefault(name, np.zeros(3))
         sums += (m["loss"] * m["pairs"], m["accuracy"] * m["pairs"], m["pairs"])
     out = {}
