@@ -21,6 +21,9 @@ JAX_STACK = [
     # Training logs: TensorBoard event files without TensorFlow, and a progress bar.
     "tensorboardX>=2.6",
     "tqdm>=4.66",
+    # Cross-process locks: one build of a sandbox cache entry, and JAX's persistent compilation
+    # cache shared safely by the processes of a host (JAX locks it only when filelock is present).
+    "filelock>=3.12",
     # The launcher's flags (Fiddle's --config commands are absl flags) and the report's plots.
     "absl-py>=2.1",
     "matplotlib>=3.8",
@@ -45,6 +48,8 @@ EXTRAS = {
     ],
     "test": [
         "pytest>=8.0",
+        # The suite runs on every core (`-n auto`).
+        "pytest-xdist>=3.6",
         "hypothesis>=6.100",
         # The learner's GAE, clipped surrogate and KL pieces are tested against rlax's.
         "rlax>=0.1.6",

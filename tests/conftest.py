@@ -5,10 +5,13 @@
   inside it), at ``$ALIGNMENT_SHARED_DATA`` or else ``../shared/data``. Without it the tests that
   need it skip, except when ``CI=true``: CI always has the data, so there a missing directory
   fails those tests instead of silently skipping them.
-* ``box``: the default gold-reward sandbox, built once per session into a temporary cache.
+* ``box``: the default gold-reward sandbox, built once per run into a temporary cache that the
+  pytest-xdist workers share (the first to need it builds it, under a lock; the others wait).
 * ``byte_tokenizer``: a tiny byte-level tokenizer with a ChatML template (``ByteChatTokenizer``),
   a stand-in for ``alignment.models.tokenizer.Tokenizer`` in the data tests.
-* A persistent JAX compilation cache shared by the session and its subprocesses.
+* A persistent JAX compilation cache shared by the session, its xdist workers and the
+  subprocesses they start. A size cap turns on JAX's file lock around every read and write of it,
+  so that no process reads an entry another is still writing.
 * The repository root is put on ``sys.path`` (the tests import ``benchmarks`` and ``tests`` helpers
   from the checkout).
 """
@@ -27,8 +30,10 @@ jax.config.update("jax_num_cpu_devices", 8)
 # the notebook kernel, multi-process jobs): programs that several tests compile are compiled once.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="alignment-tests-jax-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -82,9 +87,19 @@ def byte_tokenizer() -> ByteChatTokenizer:
     return ByteChatTokenizer()
 
 
+def shared_tmp_path(tmp_path_factory, name: str) -> Path:
+    """A directory of this run that every xdist worker shares (the session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # <tmp>/pytest-N/popen-gwK: the run's directory holds every worker's
+    path = base / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def box(tmp_path_factory):
-    """The default sandbox (``alignment.sandbox.load_sandbox()``), built once into a temporary cache."""
+    """The default sandbox (``alignment.sandbox.load_sandbox()``), built once per run."""
     from alignment import sandbox
 
-    return sandbox.load_sandbox(cache_dir=tmp_path_factory.mktemp("sandbox"))
+    return sandbox.load_sandbox(cache_dir=shared_tmp_path(tmp_path_factory, "sandbox"))

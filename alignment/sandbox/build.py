@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+import filelock
 import jax
 import numpy as np
 from flax import nnx
@@ -191,11 +192,17 @@ class Sandbox:
 
 
 def load_sandbox(config: SandboxConfig = SandboxConfig(), cache_dir: str | Path | None = None, rebuild: bool = False) -> Sandbox:
-    """The sandbox of ``config`` from the cache, building and storing it first on a miss or ``rebuild``."""
+    """The sandbox of ``config`` from the cache, building and storing it first on a miss or ``rebuild``.
+
+    Processes sharing a cache build an entry once: one builds, the others wait for it (a file lock
+    beside the entry) and then load it."""
     fingerprint = _fingerprint(config)
     directory = cache_root(cache_dir) / _key(fingerprint)
     if rebuild or not (directory / "config.json").is_file():
-        _build(config, directory, fingerprint)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(directory.parent / f".{directory.name}.lock"):
+            if rebuild or not (directory / "config.json").is_file():
+                _build(config, directory, fingerprint)
     tokenizer = load_tokenizer(directory / "tokenizer.json")
     decoder_config = config.policy.decoder_config(tokenizer.vocab_size)
     policy = restore_params(nnx.eval_shape(lambda: Decoder(decoder_config, rngs=nnx.Rngs(0))), directory / "policy")
