@@ -301,7 +301,7 @@ def make_trl_trainer(args, torch_policy, torch_rm, tok, prompt_texts: list[str],
 def build_jax_learner(args, policy: Decoder, reward_model: RewardModel, tokenizer: Tokenizer, chats):
     """``alignment.rl.Learner`` set up for the same step as TRL's (issue 8's learner)."""
     try:
-        from alignment.rl.learner import Learner, LearnerConfig
+        from alignment.rl import Learner, LearnerConfig
         from alignment.rl.scoring import ModelReward
         from alignment.rl.utility import Utility
     except ImportError as error:

@@ -1,6 +1,10 @@
 """Sweeps for ``--config sweep:...``: functions returning one override dict per run.
 
-    --config "sweep:values('learner.kl_coef', [0.05, 0.2])"   # two runs, one directory each
+    --config "sweep:values('runs[0].kl_coef', [0.05, 0.2])"   # two experiments, one directory each
+    --config "sweep:values('learner.num_steps', [20, 40])"
+
+A base learner field that a run sets itself (``kl_coef``, ``utility``, ``algorithm`` in every
+named experiment) is the run's to sweep: the launcher refuses ``learner.kl_coef`` there.
 """
 
 from __future__ import annotations

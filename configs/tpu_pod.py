@@ -127,8 +127,8 @@ def validate(config: fdl.Config, mesh: Mesh | None = None, **decoder_overrides) 
             raise ValueError(f"experiment {experiment.name!r} has no mesh layout: pass mesh=")
         mesh = make_mesh(**dataclasses.asdict(shrink(experiment.mesh, jax.device_count())))
     decoder = decoder_config(experiment.task, **decoder_overrides)
-    learners = {run.algorithm: run.learner_config(experiment.learner) for run in experiment.runs}
+    learners = {learner.algorithm: learner for learner in (run.learner_config(experiment.learner) for run in experiment.runs)}
     return {
-        algorithm: lower_learner(decoder, learner, mesh, value="separate" if algorithm == "ppo" else None)
+        algorithm: lower_learner(decoder, learner, mesh, value="separate" if learner.algorithm_spec.critic else None)
         for algorithm, learner in learners.items()
     }

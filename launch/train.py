@@ -3,18 +3,23 @@
     alignment-train --config config:quickstart --workdir runs/quickstart
     python launch/train.py --config config:paper_sandbox --config set:learner.num_steps=24 --workdir runs/paper
     python launch/train.py --config config:quickstart \\
-        --config "sweep:values('learner.kl_coef', [0.05, 0.2])" --workdir runs/kl
+        --config "sweep:values('learner.num_steps', [20, 40])" --workdir runs/steps
 
 ``--config`` takes Fiddle's commands in order: ``config:NAME`` (a builder of
 ``alignment.configs``), ``set:path=value``, ``fiddler:NAME`` and ``sweep:NAME(...)``; a sweep
 runs one experiment per item, each in ``<workdir>/<override>=<value>``. Each run directory gets
 its fully resolved config (``config.json``, Fiddle's serialisation, and ``config.txt``, one
-line per field) before anything runs. Several processes (``launch/multihost.py``, a TPU pod)
-each run this same command.
+line per field) before anything runs. An override of a base learner field that a run sets
+itself (every named experiment sets each run's ``kl_coef``, ``utility`` and ``algorithm``) would
+not reach that run, so it is refused before anything runs, naming the run and the field;
+override the run's own field instead (``set:runs[0].kl_coef=0.1``). Several processes
+(``launch/multihost.py``, a TPU pod) each run this same command.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import re
 from pathlib import Path
 
@@ -49,6 +54,24 @@ def run_directory(workdir: Path, overrides: dict, many: bool) -> Path:
     return workdir / re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
 
 
+def base_config(command: str) -> fdl.Config:
+    """The experiment of the first ``--config`` command (``config:NAME`` or ``config:NAME(k=v)``)
+    before any override."""
+    call = ast.parse(command.removeprefix("config:"), mode="eval").body
+    if isinstance(call, ast.Name):
+        return getattr(configs, call.id)()
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+        raise app.UsageError(f"--config {command!r}: expected config:NAME or config:NAME(...)")
+    args = [ast.literal_eval(a) for a in call.args]
+    return getattr(configs, call.func.id)(*args, **{k.arg: ast.literal_eval(k.value) for k in call.keywords})
+
+
+def changed_learner_fields(base: fdl.Config, config: fdl.Config) -> list[str]:
+    """The base learner's fields that the overrides changed."""
+    before, after = fdl.build(base.learner), fdl.build(config.learner)
+    return [f.name for f in dataclasses.fields(before) if getattr(before, f.name) != getattr(after, f.name)]
+
+
 def write_resolved_config(config: fdl.Buildable, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(serialization.dump_json(config, indent=1))
@@ -63,16 +86,26 @@ def main(argv) -> None:
     use_compilation_cache(_COMPILATION_CACHE.value)
     distributed.initialize()
     items = _CONFIG.value
+    experiments = []
     for item in items:
         if not (isinstance(item.config, fdl.Config) and fdl.get_callable(item.config) is Experiment):
             raise app.UsageError(
                 f"--config config:NAME must name an experiment builder; {fdl.get_callable(item.config).__name__} is not one. "
                 f"Valid: {', '.join(configs.EXPERIMENTS)}"
             )
+        experiment = fdl.build(item.config)
+        shadowed = experiment.shadowed(changed_learner_fields(base_config(flags.FLAGS.config[0]), item.config))
+        if shadowed:
+            raise app.UsageError(
+                f"an override would not reach every run: {'; '.join(shadowed)}. Override the runs' own fields "
+                f"(set:runs[0].kl_coef=...) instead, or leave them unset in the experiment's config"
+            )
+        experiments.append(experiment)
+    for item, experiment in zip(items, experiments):
         directory = run_directory(Path(_WORKDIR.value), dict(item.overrides_applied), len(items) > 1)
         if distributed.is_primary():
             write_resolved_config(item.config, directory)
-        run_experiment(fdl.build(item.config), directory, cache_dir=_SANDBOX_CACHE.value, progress=_PROGRESS.value)
+        run_experiment(experiment, directory, cache_dir=_SANDBOX_CACHE.value, progress=_PROGRESS.value)
         print(f"[experiment] report: {directory / 'report' / 'report.md'}", flush=True)
 
 

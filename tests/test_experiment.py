@@ -25,12 +25,14 @@ def test_every_experiment_config_builds(name):
     assert isinstance(experiment, Experiment) and experiment.runs
     for run in experiment.runs:
         learner = run.learner_config(experiment.learner)
-        assert (learner.kl_coef, learner.algorithm, learner.utility) == (run.kl_coef, run.algorithm, run.utility)
+        assert {field: getattr(learner, field) for field in run.learner_fields()} == run.learner_fields()
+        assert run.kl_coef is not None  # every named experiment's runs set their KL weight
 
 
 def test_paper_sandbox_covers_the_grid():
-    runs = fdl.build(configs.paper_sandbox()).runs
-    assert {(r.utility.transform, r.algorithm, r.properties) for r in runs} >= {
+    experiment = fdl.build(configs.paper_sandbox())
+    runs, learners = experiment.runs, [r.learner_config(experiment.learner) for r in experiment.runs]
+    assert {(c.utility.transform, c.algorithm, r.properties) for r, c in zip(runs, learners)} >= {
         (t, a, p) for t in ("lsc", "identity") for a in ("ppo", "rloo") for p in (None, ("helpful",))
     }
     assert {(r.reference_method, r.quantile) for r in runs} == {(m, q) for m in ("empirical", "gaussian") for q in (0.5, 0.85, 0.95)}
@@ -46,6 +48,29 @@ def test_bad_specs_name_the_problem():
         RunSpec("a", "A", reference_method="median")
     with pytest.raises(ValueError, match="run names must be unique; repeated: \\['a'\\]"):
         Experiment("x", SandboxTask(), runs=[RunSpec("a", "A"), RunSpec("a", "B", utility=Utility("identity"))])
+
+
+def test_a_run_inherits_what_it_does_not_set():
+    base = fdl.build(configs.smoke()).learner
+    inherited = RunSpec("a", "A").learner_config(base)
+    assert (inherited.kl_coef, inherited.algorithm, inherited.utility) == (base.kl_coef, base.algorithm, base.utility)
+    own = RunSpec("b", "B", kl_coef=0.7, algorithm="gspo", learner_overrides={"epochs": 2}, seeds=(3,)).learner_config(base)
+    assert (own.kl_coef, own.algorithm, own.epochs, own.seed) == (0.7, "gspo", 2, 3)
+    experiment = Experiment("x", SandboxTask(), runs=[RunSpec("a", "A"), RunSpec("b", "B", kl_coef=0.7)])
+    assert experiment.shadowed(["kl_coef", "num_steps"]) == ["learner.kl_coef is set by run 1 ('b') to 0.7, which wins"]
+
+
+def test_a_sweep_of_a_learner_field_that_runs_set_is_refused_naming_the_run(tmp_path):
+    """Every named experiment sets each run's KL weight, so sweeping the base learner's would run
+    the same experiment twice: the launcher refuses before anything runs or is written."""
+    done = _train("--config", "config:smoke", "--config", "sweep:values('learner.kl_coef', [0.05, 0.2])",
+                  "--workdir", str(tmp_path / "kl"), cache=tmp_path)
+    assert done.returncode != 0
+    assert "learner.kl_coef is set by run 0 ('lsc_and-rloo-kl0.2') to 0.2, which wins" in done.stderr, done.stderr[-2000:]
+    assert "set:runs[0].kl_coef" in done.stderr and not (tmp_path / "kl").exists()
+    # The same through set:.
+    done = _train("--config", "config:smoke", "--config", "set:learner.kl_coef=0.3", "--workdir", str(tmp_path / "kl"), cache=tmp_path)
+    assert done.returncode != 0 and "learner.kl_coef is set by run 0" in done.stderr
 
 
 def _train(*args: str, cache: Path) -> subprocess.CompletedProcess:

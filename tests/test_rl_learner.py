@@ -1,5 +1,6 @@
-"""The learner's mechanics on a tiny random policy: sharding, exact resume, one compiled program
-per phase, non-finite rewards, and the LSC transform's gradient shape in the metrics."""
+"""The learner's mechanics on a tiny random policy: sharding and exact resume for every
+registered algorithm, microbatches that do not change the update, one compiled program per
+phase, non-finite rewards, and the LSC transform's gradient shape in the metrics."""
 
 import hashlib
 import statistics
@@ -37,7 +38,7 @@ def _config(**overrides) -> rl.LearnerConfig:
 
 def _learner(config, *, mesh=None, workdir=None, reward_fn=None, references=None):
     policy, reference = _policy(), _policy()
-    value = ValueModel(policy, rngs=nnx.Rngs(5)) if config.algorithm == "ppo" else None
+    value = ValueModel(policy, rngs=nnx.Rngs(5)) if config.algorithm_spec.critic else None
     reward_fn = reward_fn or rl.FunctionReward(pseudo_reward, ("score",))
     references = references or {"score": np.zeros(len(CHATS), np.float32)}
     return rl.Learner(policy, reference, TOKENIZER, [reward_fn], CHATS, references, config,
@@ -48,11 +49,12 @@ def _params(learner):
     return [np.asarray(x) for x in jax.tree.leaves(nnx.state(learner.trainable, nnx.Param))]
 
 
-@pytest.mark.parametrize("algorithm", ["rloo", "ppo"])
+@pytest.mark.parametrize("algorithm", rl.ALGORITHMS.names)
 def test_sharded_step_equals_one_device_step(algorithm):
     if jax.device_count() < 8:
         pytest.skip("needs 8 (simulated) devices")
-    config = _config(algorithm=algorithm, epochs=2 if algorithm == "ppo" else 1, minibatches=2 if algorithm == "ppo" else 1)
+    # Two epochs of two minibatches: the second pass sees ratios away from 1 (the clips act).
+    config = _config(algorithm=algorithm, epochs=2, minibatches=2)
     plain = _learner(config)
     plain.train_step()
     sharded = _learner(config, mesh=make_mesh(data=2, fsdp=2, model=2))
@@ -67,8 +69,9 @@ def test_sharded_step_equals_one_device_step(algorithm):
         np.testing.assert_allclose(y, x, atol=2e-4)
 
 
-def test_resume_continues_exactly(tmp_path):
-    config = _config(algorithm="ppo", epochs=2, minibatches=2, kl_target=1.0, kl_horizon=100.0, num_steps=2)
+@pytest.mark.parametrize("algorithm", rl.ALGORITHMS.names)
+def test_resume_continues_exactly(tmp_path, algorithm):
+    config = _config(algorithm=algorithm, epochs=2, minibatches=2, kl_target=1.0, kl_horizon=100.0, num_steps=2)
     straight = _learner(config)
     straight.run(progress=False)
 
@@ -80,12 +83,45 @@ def test_resume_continues_exactly(tmp_path):
     resumed.run(progress=False)
     resumed.close()
 
-    for key in ("utility", "loss", "value_loss", "kl/coef", "grad_norm"):
+    for key in ("utility", "loss", "kl/coef", "grad_norm", *(("value_loss",) if config.algorithm_spec.critic else ())):
         assert resumed.history[-1][key] == pytest.approx(straight.history[-1][key], rel=1e-6, abs=1e-7), key
     for x, y in zip(_params(straight), _params(resumed)):
         np.testing.assert_array_equal(x, y)
     logged = [line for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(logged) == 2  # step 1 before the stop, step 2 after
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "gspo", "dr_grpo"])
+def test_microbatches_do_not_change_the_update(algorithm):
+    """Each aggregation's weights are normalised over the minibatch, so gradient accumulation over
+    microbatches (summed) gives the loss and the parameters of one pass over the minibatch."""
+    runs = {}
+    for microbatches in (1, 4):
+        learner = _learner(_config(algorithm=algorithm, microbatches=microbatches))
+        learner.train_step()
+        runs[microbatches] = (learner.flush(), _params(learner))
+    (one, params_one), (four, params_four) = runs[1], runs[4]
+    for name in ("loss", "grad_norm", "utility"):
+        np.testing.assert_allclose(four[name], one[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    for x, y in zip(params_one, params_four):
+        np.testing.assert_allclose(y, x, atol=2e-4)
+
+
+def test_dapo_drops_groups_whose_samples_score_the_same():
+    """A reward that is one constant for some prompts: their groups carry no signal and DAPO's
+    dynamic sampling drops them from the loss (``filtered_groups``); GRPO keeps them."""
+    flat = {chat[-1]["content"] for chat in CHATS[::2]}
+
+    def half_flat(chat, response):
+        return {"score": 0.0 if chat[-1]["content"] in flat else pseudo_reward(chat, response)["score"]}
+
+    logged = {}
+    for algorithm in ("dapo", "grpo"):
+        learner = _learner(_config(algorithm=algorithm, prompts_per_step=len(CHATS)), reward_fn=rl.FunctionReward(half_flat, ("score",)))
+        learner.train_step()
+        logged[algorithm] = learner.flush()
+    assert logged["dapo"]["filtered_groups"] == pytest.approx(0.5)
+    assert "filtered_groups" not in logged["grpo"] and logged["dapo"]["overlong_penalty"] <= 0.0
 
 
 def test_one_compiled_program_per_phase():
@@ -138,7 +174,7 @@ def test_lsc_shrinks_the_gradient_weight_of_responses_above_the_reference():
 
 
 def test_config_errors_name_the_valid_choices():
-    with pytest.raises(ValueError, match="valid: ppo, rloo, grpo"):
+    with pytest.raises(ValueError, match="valid algorithms: dapo, dr_grpo, grpo, gspo, ppo, reinforce_pp, rloo"):
         rl.LearnerConfig(algorithm="reinforce")
     with pytest.raises(ValueError, match="num_samples >= 2"):
         rl.LearnerConfig(algorithm="rloo", num_samples=1)

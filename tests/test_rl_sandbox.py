@@ -1,5 +1,5 @@
-"""Each learner on the gold-reward sandbox, through the experiment pipeline: pi_0 is the
-sandbox's SFT policy, the proxies a Bradley-Terry model (one head per property) trained on
+"""Every registered algorithm on the gold-reward sandbox, through the experiment pipeline: pi_0
+is the sandbox's SFT policy, the proxies a Bradley-Terry model (one head per property) trained on
 gold-labelled pairs of pi_0's own samples, the judge the gold utilities on 90 held-out prompts, 4
 samples of each learner against 8 of pi_0.
 
@@ -7,10 +7,12 @@ A short run at a moderate KL weight must raise the proxy utility (LSC AND) and b
 more than 0.05, win over pi_0 on helpfulness more often than not, and win on both properties
 more often than it loses on both (for pi_0 itself the two are equal). The policy's and pi_0's
 samples are independent draws (the paper's win rate, all 4 x 8 pairs of a prompt). Measured
-(``pytest -s``): AND win / loss 0.288 / 0.218 (PPO), 0.277 / 0.237 (RLOO), 0.272 / 0.216 (GRPO);
-helpful win 0.54 each. The harmless win rate is not asserted: most pairs tie on harmlessness
-and its gain comes from a few prompts whose hazards go (RLOO: the gold mean rises by 0.07 while
-the win rate is 0.498).
+(``pytest -s``), AND win / loss and helpful win: PPO 0.290 / 0.216, 0.539; RLOO 0.262 / 0.243,
+0.523; GRPO 0.287 / 0.197, 0.544; Dr. GRPO 0.294 / 0.219, 0.530; DAPO 0.266 / 0.224, 0.526;
+GSPO 0.277 / 0.219, 0.537; REINFORCE++ 0.276 / 0.239, 0.510 (before the algorithms became
+registry entries, whose loss sums per-token weights rather than dividing a sum, PPO, RLOO and
+GRPO measured 0.288 / 0.218, 0.277 / 0.237 and 0.272 / 0.216). The harmless win rate is not
+asserted: most pairs tie on harmlessness and its gain comes from a few prompts whose hazards go.
 """
 
 import json
@@ -19,11 +21,11 @@ import fiddle as fdl
 import numpy as np
 import pytest
 
-from alignment import configs, evaluation
+from alignment import configs, evaluation, rl
 from alignment.configs.experiments import PPO_OVERRIDES, sandbox_learner, utility
 from alignment.experiment import Pipeline, RunSpec
 
-LEARNERS = ("ppo", "rloo", "grpo")
+LEARNERS = tuple(rl.ALGORITHMS.names)  # every registered algorithm
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,8 @@ def test_rebuild_equals_cache_hit(tmp_path, builds, monkeypatch):
     assert builds() == 1
     rebuilt = sandbox.load_sandbox(QUICK, cache_dir=tmp_path, rebuild=True)
     assert builds() == 2
-    assert rebuilt.directory == built.directory and sorted(p.name for p in tmp_path.iterdir()) == [built.directory.name]
+    entries = sorted(p.name for p in tmp_path.iterdir())  # no temporary build left behind; the entry's lock file stays
+    assert rebuilt.directory == built.directory and entries == sorted([built.directory.name, f".{built.directory.name}.lock"])
     hit = sandbox.load_sandbox(QUICK, cache_dir=tmp_path)
     assert builds() == 2 and hit.directory == built.directory
     _assert_same_params(built.policy, rebuilt.policy)

@@ -3,6 +3,7 @@ lower without weights (the real Llama 3.2 1B and Llama 3 8B shapes, all layers: 
 traces, it allocates nothing), and sharded loading puts on every device only its shard."""
 
 import contextlib
+import dataclasses
 import json
 import math
 import re
@@ -24,7 +25,7 @@ from alignment.models.loaders import hf
 from alignment.models.loaders.checkpoint import restore_params, save_params
 from alignment.models.loaders.convert import hf_tensor_name
 from alignment.parallel import make_mesh
-from alignment.rl import LearnerConfig
+from alignment.rl import ALGORITHMS, LearnerConfig
 from alignment.rl.lowering import lower_learner
 from alignment.configs import tpu_pod
 
@@ -200,6 +201,21 @@ def test_ppo_lowers_with_a_shared_or_separate_value_model():
     separate = lower_learner(decoder, config, mesh, value="separate").parameters
     assert "value/kernel" in shared and not any(p.startswith("value/backbone") for p in shared)
     assert separate["value/backbone/layers/q"] == separate["policy/layers/q"]
+
+
+@pytest.mark.parametrize("algorithm", [name for name in ALGORITHMS.names if name != "ppo"])
+def test_every_algorithm_lowers(algorithm):
+    """The update program of each registered algorithm lowers on the 8-device mesh. GSPO's differs
+    from GRPO's (the sequence ratio); Dr. GRPO's and DAPO's do not (their advantages and token
+    weights are inputs of the update), but DAPO's clip-higher makes its program differ."""
+    mesh = make_mesh(data=2, fsdp=2, model=2)
+    config = LearnerConfig(algorithm=algorithm, prompts_per_step=4, num_samples=2, max_prompt_length=16, max_new_tokens=8,
+                           epochs=2, minibatches=2, microbatches=2)
+    lowered = lower_learner(get_config("tiny"), config, mesh)
+    text = lowered.update.as_text()
+    assert "stablehlo" in text and not any(path.startswith("value") for path in lowered.parameters)
+    grpo = lower_learner(get_config("tiny"), dataclasses.replace(config, algorithm="grpo"), mesh).update.as_text()
+    assert (text != grpo) == (algorithm in ("gspo", "dapo")), algorithm
 
 
 def test_the_cloud_tpu_scripts_parse_and_start_every_worker_distributed():

@@ -47,8 +47,8 @@ from alignment.models.heads import GPMModel, RewardModel, ValueModel
 from alignment.models.loaders.checkpoint import restore_params, save_params
 from alignment.parallel import distributed, make_mesh
 from alignment.rl.best_of_k import rerank
-from alignment.rl.learner import Learner, response_hidden
-from alignment.rl.losses import token_logprobs_and_entropy
+from alignment.rl.learner import Learner
+from alignment.rl.programs import response_logprobs
 from alignment.rl.reference import BaseRewards, compute_base_rewards, fingerprint
 from alignment.rl.rollout import sample_groups
 from alignment.rl.scoring import Chat, GPMReward, ModelReward, RewardFunction, score_all
@@ -238,10 +238,7 @@ class JudgedSamples:
                 "kl": np.asarray(self.kl, np.float32)}
 
 
-@nnx.jit(static_argnums=(4,))
-def _reference_logprobs(reference: Decoder, tokens, prompt_mask, response_mask, prompt_length: int):
-    hidden = response_hidden(reference, tokens, prompt_mask, response_mask, prompt_length)
-    return token_logprobs_and_entropy(reference.logits(hidden), tokens[:, prompt_length:])[0]
+_reference_logprobs = nnx.jit(response_logprobs, static_argnums=(4,))  # the learner's program, jitted for the judge
 
 
 def stream_id(name: str) -> int:
@@ -419,7 +416,7 @@ class Pipeline:
         config = run.learner_config(experiment.learner)
         _ = self.eval_references, self.pi_0  # both stages run, and are timed, before this run's stage
         with stage(f"run {run.name}", self.stage_seconds, "learner runs"):
-            value = ValueModel(copy_module(task.policy), rngs=nnx.Rngs(config.seed + 1)) if config.algorithm == "ppo" else None
+            value = ValueModel(copy_module(task.policy), rngs=nnx.Rngs(config.seed + 1)) if config.algorithm_spec.critic else None
             learner = Learner(copy_module(task.policy), task.policy, task.tokenizer, reward_fns, task.alignment_chats,
                               {p: references[p] for p in properties}, config, value_model=value, mesh=self.mesh, workdir=directory)
             evaluations_file = directory / "evaluations.json"
@@ -437,8 +434,8 @@ class Pipeline:
                 _write_json(evaluations_file, without_samples(evaluations))
             learner.close()
         result = {
-            "name": run.name, "label": run.label, "transform": run.utility.transform, "aggregator": run.utility.aggregator,
-            "normalize": run.utility.normalize, "algorithm": run.algorithm, "kl_coef": run.kl_coef, "seed": config.seed,
+            "name": run.name, "label": run.label, "transform": config.utility.transform, "aggregator": config.utility.aggregator,
+            "normalize": config.utility.normalize, "algorithm": config.algorithm, "kl_coef": config.kl_coef, "seed": config.seed,
             "optimised": list(properties), "reference": {"method": run.reference_method, "quantile": run.quantile},
             "reward_model": run.reward_model, **({"gpm_opponents": run.gpm_opponents} if run.reward_model == "gpm" else {}),
             "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": without_samples(evaluations),

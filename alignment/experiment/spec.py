@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alignment.data import DEFAULT_SPLITS
-from alignment.rl.learner import LearnerConfig
+from alignment.rl.config import LearnerConfig
 from alignment.rl.reference import ReferenceConfig
 from alignment.rl.utility import Utility
 from alignment.sandbox.build import SandboxConfig
@@ -150,14 +150,16 @@ class RewardModelSpec:
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One learner run: the base ``LearnerConfig`` with these fields replaced.
+    """One learner run: the base ``LearnerConfig`` with the fields this run sets replaced
+    (``learner_fields``); what it leaves at ``None`` it inherits from the base.
 
     Attributes:
       name: the run's directory name (unique in the experiment).
       label: the curve the run belongs to in plots and claims (e.g. "LSC AND", "raw sum").
-      utility: the transform and aggregation.
-      kl_coef: the KL weight beta.
-      algorithm: "ppo", "rloo" or "grpo".
+      utility: the transform and aggregation (``None``: the base learner's).
+      kl_coef: the KL weight beta (``None``: the base learner's).
+      algorithm: a registered algorithm's name (``alignment.rl.algorithms``; ``None``: the base
+        learner's).
       properties: the properties in the utility (``None``: all; one name: a single-property run).
       reference_method, quantile: the r_ref estimator over the stored base rewards.
       reward_model: "bt" or "gpm" (the experiment trains the kinds its runs use).
@@ -171,9 +173,9 @@ class RunSpec:
 
     name: str
     label: str
-    utility: Utility = Utility()
-    kl_coef: float = 0.1
-    algorithm: str = "rloo"
+    utility: Utility | None = None
+    kl_coef: float | None = None
+    algorithm: str | None = None
     properties: tuple[str, ...] | None = None
     reference_method: str = "empirical"
     quantile: float = 0.85
@@ -197,10 +199,15 @@ class RunSpec:
         if self.gpm_opponents not in GPM_OPPONENTS:
             raise ValueError(f"run {self.name!r}: unknown gpm_opponents {self.gpm_opponents!r}; valid: {', '.join(GPM_OPPONENTS)}")
 
-    def learner_config(self, base: LearnerConfig) -> LearnerConfig:
+    def learner_fields(self) -> dict[str, Any]:
+        """The ``LearnerConfig`` fields this run sets (and so takes from no base learner)."""
+        shadowing = {"utility": self.utility, "kl_coef": self.kl_coef, "algorithm": self.algorithm}
         seed = {} if self.seeds is None else {"seed": self.seeds[0]}
-        return dataclasses.replace(base, **self.learner_overrides, **seed, utility=self.utility, kl_coef=self.kl_coef,
-                                   algorithm=self.algorithm)
+        return {**self.learner_overrides, **seed, **{k: v for k, v in shadowing.items() if v is not None}}
+
+    def learner_config(self, base: LearnerConfig) -> LearnerConfig:
+        """``base`` with this run's fields (``learner_fields``)."""
+        return dataclasses.replace(base, **self.learner_fields())
 
     def repeated(self) -> list[RunSpec]:
         """One spec per training seed (``seeds``), each with one seed and its own name; ``[self]``
@@ -282,4 +289,10 @@ class Experiment:
     def learner_runs(self) -> list[RunSpec]:
         """Every learner run: each ``RunSpec`` repeated over its seeds (``RunSpec.repeated``)."""
         return [single for run in self.runs for single in run.repeated()]
+
+    def shadowed(self, learner_fields: Sequence[str]) -> list[str]:
+        """Which of the base learner's ``learner_fields`` (e.g. those a sweep changes) some run
+        sets itself, so that a change to the base would not reach that run; one line each."""
+        return [f"learner.{field} is set by run {i} ({run.name!r}) to {run.learner_fields()[field]!r}, which wins"
+                for field in learner_fields for i, run in enumerate(self.runs) if field in run.learner_fields()]
 

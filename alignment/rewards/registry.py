@@ -1,4 +1,5 @@
-"""Name -> function registries for transforms, aggregators and reference estimators.
+"""Name -> value registries: transforms, aggregators and reference estimators here, the RL
+algorithms in ``alignment.rl.algorithms``.
 
 Every experiment names its choices ("lsc", "lsc_and", "empirical"), so that a config sweep
 over names is an ablation. ``get(name, **params)`` binds keyword parameters with
@@ -14,7 +15,7 @@ from collections.abc import Callable
 
 
 class Registry:
-    """A named collection of functions of one kind (e.g. "transform")."""
+    """A named collection of functions (or other values) of one kind (e.g. "transform")."""
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -40,11 +41,13 @@ class Registry:
         if name not in self._functions:
             raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names)}")
         fn = self._functions[name]
+        if not params:
+            return fn
         accepted = list(inspect.signature(fn).parameters)
         unknown = [p for p in params if p not in accepted]
         if unknown:
             raise ValueError(f"{self.kind} {name!r} takes no parameter {', '.join(map(repr, unknown))}; its parameters: {', '.join(accepted)}")
-        return functools.partial(fn, **params) if params else fn
+        return functools.partial(fn, **params)
 
     def resolve(self, name_or_fn: str | Callable) -> Callable:
         """Looks up a name, or passes a callable (e.g. a bound ``get`` result) through."""

@@ -1,18 +1,22 @@
 """The RL learner: align a policy to a transformed, aggregated utility with a KL penalty.
 
-Pure pieces in the optax / rlax style (``advantages``, ``kl``, ``losses``), reward functions
-(``scoring``), the utility config (``utility``), rollout, the reference-reward stage and its
-cache (``reference``), best-of-k reranking (``best_of_k``) and the learner (``learner``):
+Pure pieces in the optax / rlax style (``advantages``, ``kl``, ``losses``), the registered
+algorithms (``algorithms``: PPO, RLOO, GRPO, Dr. GRPO, DAPO, GSPO, REINFORCE++), the learner's
+pure programs (``programs``) and config (``config``), reward functions (``scoring``), the
+utility config (``utility``), rollout, the reference-reward stage and its cache
+(``reference``), best-of-k reranking (``best_of_k``) and the learner's loop (``learner``):
 ``rl.Learner(policy, reference, tokenizer, reward_fns, chats, references, rl.LearnerConfig())``
 then ``.run()``; the README's "Aligning a policy" section runs it end to end on the sandbox.
 ``rl.lower_learner(decoder_config, learner_config, mesh)`` (``lowering``) lowers a learner's
 programs from shapes alone, to check a large model's configuration on any mesh.
 """
 
-from alignment.rl.advantages import gae, group_normalized, masked_mean, masked_whiten, rloo
+from alignment.rl.advantages import gae, group_centered, group_normalized, masked_mean, masked_whiten, rloo
+from alignment.rl.algorithms import ALGORITHMS, Algorithm, get_algorithm, register
 from alignment.rl.best_of_k import BestOfK, best_of_k, rerank
 from alignment.rl.kl import adaptive_coefficient, k1, k2, k3
-from alignment.rl.learner import ALGORITHMS, Learner, LearnerConfig, PromptStream
+from alignment.rl.config import LearnerConfig
+from alignment.rl.learner import Learner, PromptStream
 from alignment.rl.losses import clipped_surrogate, token_logprobs_and_entropy, value_loss
 from alignment.rl.lowering import LearnerLowering, lower_learner
 from alignment.rl.reference import (
@@ -30,6 +34,7 @@ from alignment.rl.utility import Utility
 
 __all__ = [
     "ALGORITHMS",
+    "Algorithm",
     "BaseRewards",
     "BestOfK",
     "FunctionReward",
@@ -51,6 +56,8 @@ __all__ = [
     "fingerprint",
     "fixed_response_references",
     "gae",
+    "get_algorithm",
+    "group_centered",
     "group_normalized",
     "k1",
     "k2",
@@ -58,6 +65,7 @@ __all__ = [
     "lower_learner",
     "masked_mean",
     "masked_whiten",
+    "register",
     "rerank",
     "rloo",
     "sample_and_score",

@@ -4,16 +4,17 @@ The learner computes one utility ``u`` per response (``alignment.rewards.utility
 such as LSC, then an aggregation over properties), optionally minus the KL penalty, and turns it
 into advantages with one of:
 
-    rloo:         A_i = u_i - mean_{j != i} u_j = G / (G - 1) * (u_i - mean_j u_j)
-    group_norm:   A_i = (u_i - mean_j u_j) / (std_j u_j + eps)              (GRPO)
-    gae:          A_t = sum_l (gamma lambda)^l delta_{t+l},
-                  delta_t = r_t + gamma V_{t+1} - V_t                        (PPO, per token)
+    rloo:              A_i = u_i - mean_{j != i} u_j = G / (G - 1) * (u_i - mean_j u_j)
+    group_normalized:  A_i = (u_i - mean_j u_j) / (std_j u_j + eps)         (GRPO)
+    group_centered:    A_i = u_i - mean_j u_j                               (Dr. GRPO)
+    gae:               A_t = sum_l (gamma lambda)^l delta_{t+l},
+                       delta_t = r_t + gamma V_{t+1} - V_t                  (PPO, per token)
 
-``rloo`` and ``group_norm`` act on the trailing group axis G (the samples of one prompt) and
+``rloo`` and the group estimators act on the trailing group axis G (the samples of one prompt) and
 give one advantage per response; ``gae`` gives one per response token. A monotone transform of
 the reward keeps the ranking inside a group but changes the spacing: LSC compresses the
 differences among samples above r_ref and keeps those below. ``group_norm`` then rescales every
-prompt's spread to one, which partly undoes the per-prompt scale that LSC's saturation sets
+prompt's spread to one (``group_centered`` does not), which partly undoes the per-prompt scale that LSC's saturation sets
 (the learner reports mean |A| above and below r_ref so this can be measured, not assumed).
 """
 
@@ -38,6 +39,13 @@ def group_normalized(utilities: jax.Array, eps: float = 1e-6) -> jax.Array:
         raise ValueError(f"group normalisation needs at least 2 samples per prompt, got {utilities.shape[-1]}")
     centred = utilities - jnp.mean(utilities, axis=-1, keepdims=True)
     return centred / (jnp.std(utilities, axis=-1, keepdims=True) + eps)
+
+
+def group_centered(utilities: jax.Array) -> jax.Array:
+    """Dr. GRPO: ``u_i - mean_G u`` over the trailing group axis ``[..., G]`` (no std division)."""
+    if utilities.shape[-1] < 2:
+        raise ValueError(f"a group baseline needs at least 2 samples per prompt, got {utilities.shape[-1]}")
+    return utilities - jnp.mean(utilities, axis=-1, keepdims=True)
 
 
 def gae(rewards: jax.Array, values: jax.Array, mask: jax.Array, gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:

@@ -1,4 +1,5 @@
-"""The RL learner: PPO, RLOO and GRPO on one utility, with a KL penalty to the base policy.
+"""The RL learner: a registered algorithm (PPO, RLOO, GRPO, Dr. GRPO, DAPO, GSPO, REINFORCE++)
+on one utility, with a KL penalty to the base policy.
 
 One ``Learner.train_step()``:
 
@@ -7,19 +8,14 @@ One ``Learner.train_step()``:
 2. **score**: every reward function scores every response (``alignment.rl.scoring``); the
    utility ``U = Utility(rewards, r_ref)`` (``alignment.rl.utility``) is one number per
    response, and responses without EOS can be charged ``no_eos_penalty``;
-3. **reference**: log pi_0 of every response token (and, for PPO, the values V(s_t));
-4. **update**: advantages, then ``epochs x minibatches`` optimizer steps of one compiled program:
+3. **reference**: log pi_0 of every response token (and, with a critic, the values V(s_t));
+4. **update**: the algorithm's advantages (``alignment.rl.algorithms``), then
+   ``epochs x minibatches`` optimizer steps of one compiled program on its loss
+   (``alignment.rl.programs``, where the formulas and the claim-1 diagnostics are).
 
-       rloo / grpo:  s_i = U_i - beta * KL_i   (KL_i = sum_t k1_t, when the KL is in the reward)
-                     A_i = rloo(s) or group_normalized(s) over the G samples of a prompt
-       ppo:          r_t = -beta * k1_t + U * [t = last token];  A_t, G_t = GAE(r, V; gamma, lambda)
-       loss = mean_t clipped_surrogate(A_t) [+ beta * mean_t k3_t] [- c_H * mean_t H_t]
-              [+ c_V * mean_t value_loss]         (means over the minibatch's response tokens)
-
-Claim 1 of Wang et al. (arXiv 2402.00742), the gradient shape, is logged per property p for
-responses below and above r_ref,p: ``utility_slope/...`` = mean dU/dr_p (exact, by autodiff:
-sigmoid(r_ref - r) under LSC, 1 under the raw sum) and ``advantage_abs/...`` = mean |A|.
-The KL coefficient beta is fixed or adapted towards ``kl_target`` after each step (``kl.py``).
+The learner reads the algorithm's properties (critic, ratio, aggregation, group filtering),
+never its name. The KL coefficient beta is fixed or adapted towards ``kl_target`` after each
+step (``kl.py``).
 
 Metrics stay on the device and are fetched every ``log_every`` steps (JSON lines, TensorBoard,
 progress bar); each phase waits for its own results so that the step time splits by phase. A non-finite reward, utility, loss or gradient skips that update
@@ -40,143 +36,31 @@ process with two devices).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from alignment.models.decoder import Decoder
 from alignment.models.heads import ValueModel
-from alignment.models.layers import positions_from_mask
 from alignment.models.partitioning import shard_model
 from alignment.models.tokenizer import Tokenizer
-from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host, with_logical_constraint
-from alignment.rl import advantages as adv
-from alignment.rl import kl
-from alignment.rl.losses import clipped_surrogate, token_logprobs_and_entropy, value_loss
+from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host
+from alignment.rl import algorithms, kl
+from alignment.rl.config import LearnerConfig, make_optimizer
+from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, reference_pass, rollout_advantages, sampler_config
 from alignment.rl.rollout import sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
-from alignment.rl.utility import Utility
-from alignment.sampling import Sampler, SamplerConfig, SamplingParams
+from alignment.sampling import Sampler
 from alignment.training.checkpointing import Checkpoints
 from alignment.training.metrics import MetricsWriter
 from alignment.training.steps import make_train_step, pin_to_mesh
-
-ALGORITHMS = ("ppo", "rloo", "grpo")
-KL_PLACEMENTS = ("reward", "loss")
-SCHEDULES = ("constant", "cosine", "linear")
-
-
-@dataclasses.dataclass(frozen=True)
-class LearnerConfig:
-    """Everything a learner run optimises and how.
-
-    Attributes:
-      algorithm: "ppo" (GAE with a value model), "rloo" (leave-one-out baseline) or "grpo"
-        (group-normalised advantages).
-      prompts_per_step, num_samples: a step samples ``num_samples`` (G) responses for each of
-        ``prompts_per_step`` prompts.
-      max_prompt_length: the prompts' padded length (one compiled shape; longer prompts are an
-        error at construction).
-      max_new_tokens, temperature, top_k, top_p: the sampler's settings.
-      utility: the transform and aggregation of the rewards (``Utility``).
-      no_eos_penalty: subtracted from the utility of responses that emit no EOS within
-        ``max_new_tokens`` (``None``: keep them as they are); they are counted either way.
-      kl_coef: beta, the KL weight (the initial one when ``kl_target`` is set).
-      kl_in: "reward" (k1 per token, subtracted from the reward) or "loss" (k3 as a loss term).
-      kl_target, kl_horizon: adapt beta towards this sequence KL (``None``: fixed beta).
-      entropy_coef: weight of the entropy bonus.
-      clip_epsilon: the surrogate's ratio clip.
-      gamma, gae_lambda, value_coef, value_clip, whiten_advantages: PPO's GAE, value loss
-        weight, value clipping (``None``: off) and advantage whitening.
-      epochs, minibatches: passes over each rollout and optimizer steps per pass.
-      microbatches: gradient accumulation inside each optimizer step.
-      learning_rate, warmup_steps, schedule, weight_decay, max_grad_norm: AdamW after global
-        norm clipping, linear warm-up then a constant, cosine or linear schedule over
-        ``num_steps`` (learner steps; the optimizer steps ``epochs * minibatches`` per step).
-      num_steps, seed, log_every, checkpoint_every: the run (``checkpoint_every=0``: only at the end).
-    """
-
-    algorithm: str = "rloo"
-    prompts_per_step: int = 8
-    num_samples: int = 4
-    max_prompt_length: int = 64
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float = 1.0
-    utility: Utility = Utility()
-    no_eos_penalty: float | None = None
-    kl_coef: float = 0.05
-    kl_in: str = "reward"
-    kl_target: float | None = None
-    kl_horizon: float = 10000.0
-    entropy_coef: float = 0.0
-    clip_epsilon: float = 0.2
-    gamma: float = 1.0
-    gae_lambda: float = 0.95
-    value_coef: float = 0.5
-    value_clip: float | None = 0.2
-    whiten_advantages: bool = True
-    epochs: int = 1
-    minibatches: int = 1
-    microbatches: int = 1
-    learning_rate: float = 1e-5
-    warmup_steps: int = 0
-    schedule: str = "constant"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    num_steps: int = 100
-    seed: int = 0
-    log_every: int = 1
-    checkpoint_every: int = 0
-
-    def __post_init__(self):
-        for name, valid in (("algorithm", ALGORITHMS), ("kl_in", KL_PLACEMENTS), ("schedule", SCHEDULES)):
-            if getattr(self, name) not in valid:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
-        if self.algorithm in ("rloo", "grpo") and self.num_samples < 2:
-            raise ValueError(f"{self.algorithm} needs num_samples >= 2 responses per prompt, got {self.num_samples}")
-        rows = self.prompts_per_step * self.num_samples
-        if rows % (self.minibatches * self.microbatches):
-            raise ValueError(
-                f"prompts_per_step * num_samples = {rows} responses must split into minibatches={self.minibatches} "
-                f"x microbatches={self.microbatches} equal parts"
-            )
-        if self.kl_target is not None and not self.kl_target > 0:
-            raise ValueError(f"kl_target must be > 0 (or None for a fixed coefficient), got {self.kl_target}")
-        if not 0 <= self.warmup_steps <= self.num_steps:
-            raise ValueError(f"need 0 <= warmup_steps <= num_steps, got {self.warmup_steps} and {self.num_steps}")
-
-    @property
-    def batch_size(self) -> int:
-        """Responses per step, ``prompts_per_step * num_samples``."""
-        return self.prompts_per_step * self.num_samples
-
-
-def make_optimizer(config: LearnerConfig) -> optax.GradientTransformation:
-    """AdamW after global-norm clipping on the configured schedule; non-finite updates are skipped."""
-    total = max(config.num_steps * config.epochs * config.minibatches, 1)
-    warmup = config.warmup_steps * config.epochs * config.minibatches
-    decay = {
-        "constant": optax.constant_schedule(config.learning_rate),
-        "cosine": optax.cosine_decay_schedule(config.learning_rate, max(total - warmup, 1)),
-        "linear": optax.linear_schedule(config.learning_rate, 0.0, max(total - warmup, 1)),
-    }[config.schedule]
-    schedule = optax.join_schedules([optax.linear_schedule(0.0, config.learning_rate, warmup), decay], [warmup]) if warmup else decay
-    inner = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adamw(schedule, weight_decay=config.weight_decay))
-    return optax.apply_if_finite(inner, max_consecutive_errors=2**31 - 1)
-
 
 class PromptStream:
     """Prompt indices in a fresh seeded permutation every epoch; the position is one integer.
@@ -199,102 +83,6 @@ class PromptStream:
         return np.asarray(out)
 
 
-class Trainable(nnx.Module):
-    """What the optimizer updates: the policy and, for PPO, the value model (own backbone, or a
-    head on the policy's when its ``backbone`` is the policy)."""
-
-    def __init__(self, policy: Decoder, value: ValueModel | None):
-        self.policy = policy
-        self.value = value
-
-    @property
-    def shared_value(self) -> bool:
-        return self.value is not None and self.value.backbone is self.policy
-
-
-class UpdateBatch(NamedTuple):
-    """One rollout, ``[B, L]`` sequences and ``[B, N]`` per-response-token arrays."""
-
-    tokens: jax.Array
-    prompt_mask: jax.Array
-    response_mask: jax.Array
-    old_logprobs: jax.Array
-    ref_logprobs: jax.Array
-    advantages: jax.Array
-    returns: jax.Array
-    old_values: jax.Array
-
-
-def response_hidden(model: Decoder, tokens, prompt_mask, response_mask, prompt_length: int):
-    """Hidden states ``[B, N, D]`` of the states that emit response tokens 0 .. N-1 (columns P-1 .. L-2)."""
-    valid = prompt_mask | response_mask
-    hidden, _ = model.hidden_states(tokens[:, :-1], positions_from_mask(valid)[:, :-1], valid[:, :-1])
-    return hidden[:, prompt_length - 1 :]
-
-
-def response_values(trainable: Trainable, tokens, prompt_mask, response_mask, prompt_length: int, policy_hidden=None):
-    """V(s_t) ``[B, N]`` from the value head on the policy's (or its own backbone's) hidden states."""
-    value = trainable.value
-    if trainable.shared_value:
-        hidden = response_hidden(trainable.policy, tokens, prompt_mask, response_mask, prompt_length) if policy_hidden is None else policy_hidden
-    else:
-        hidden = response_hidden(value.backbone, tokens, prompt_mask, response_mask, prompt_length)
-    return value.head(hidden)
-
-
-def reference_pass(reference_def, trainable_def, reference_state, trainable_state, tokens, prompt_mask, response_mask, *, prompt_length: int):
-    """log pi_0 of the response tokens and, for PPO, the values ``[B, N]`` (zeros without a value
-    model); the graph definitions are the static arguments of its ``jax.jit``."""
-    reference = nnx.merge(reference_def, reference_state)
-    logits = reference.logits(response_hidden(reference, tokens, prompt_mask, response_mask, prompt_length))
-    ref_logprobs, _ = token_logprobs_and_entropy(logits, tokens[:, prompt_length:])
-    values = jnp.zeros_like(ref_logprobs)
-    trainable = nnx.merge(trainable_def, trainable_state)
-    if trainable.value is not None:
-        values = response_values(trainable, tokens, prompt_mask, response_mask, prompt_length)
-    return ref_logprobs, values
-
-
-def policy_loss(trainable: Trainable, batch: UpdateBatch, kl_coef, token_norm, *, config: LearnerConfig, prompt_length: int, rules):
-    """The minibatch loss (module docstring), normalised by ``token_norm`` response tokens;
-    ``(loss, metrics)`` as ``make_train_step`` expects."""
-    c, p = config, prompt_length
-    mask = batch.response_mask[:, p:].astype(jnp.float32)
-    hidden = response_hidden(trainable.policy, batch.tokens, batch.prompt_mask, batch.response_mask, p)
-    hidden = with_logical_constraint(hidden, ("batch", "length", "embed"), rules)
-    logprobs, entropy = token_logprobs_and_entropy(trainable.policy.logits(hidden), batch.tokens[:, p:])
-    if c.entropy_coef == 0.0:
-        entropy = jax.lax.stop_gradient(entropy)
-    surrogate, clipped = clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, c.clip_epsilon)
-    total = jnp.sum(surrogate * mask) - c.entropy_coef * jnp.sum(entropy * mask)
-    kl_loss = kl.k3(logprobs, batch.ref_logprobs)
-    if c.kl_in == "loss":
-        total += kl_coef * jnp.sum(kl_loss * mask)
-    metrics = {
-        "policy_loss": adv.masked_mean(surrogate, mask),
-        "clip_fraction": adv.masked_mean(clipped.astype(jnp.float32), mask),
-        "entropy": adv.masked_mean(entropy, mask),
-        "kl/k3_token": adv.masked_mean(kl_loss, mask),
-    }
-    if trainable.value is not None:
-        values = response_values(trainable, batch.tokens, batch.prompt_mask, batch.response_mask, p, hidden)
-        losses = value_loss(values, batch.old_values, batch.returns, c.value_clip)
-        total += c.value_coef * jnp.sum(losses * mask)
-        metrics["value_loss"] = adv.masked_mean(losses, mask)
-    loss = total / token_norm
-    return loss, {**metrics, "loss": loss}
-
-
-def sampler_config(config: LearnerConfig, eos_ids: Sequence[int], pad_id: int) -> SamplerConfig:
-    """The sampler of a learner step: one prompt bucket (``max_prompt_length``) and one batch
-    bucket (``batch_size``), so that sampling is one compiled program."""
-    return SamplerConfig(
-        max_new_tokens=config.max_new_tokens, eos_ids=tuple(eos_ids), pad_id=pad_id,
-        sampling=SamplingParams(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
-        prompt_buckets=(config.max_prompt_length,), batch_buckets=(config.batch_size,),
-    )
-
-
 class Learner:
     """Aligns ``policy`` to the utility of ``rewards`` with a KL penalty to ``reference``.
 
@@ -310,8 +98,9 @@ class Learner:
         by every transform but ``identity`` and, for every run, by the metrics that compare
         responses above and below r_ref.
       config: the ``LearnerConfig``.
-      value_model: PPO's critic: a ``ValueModel`` with its own backbone, or one whose backbone
-        is ``policy`` (a value head on the policy's hidden states). Ignored by RLOO and GRPO.
+      value_model: the critic of an algorithm that has one (PPO): a ``ValueModel`` with its own
+        backbone, or one whose backbone is ``policy`` (a value head on the policy's hidden
+        states). Ignored by the others.
       mesh, rules: where the batch and the programs run.
       workdir: metrics and checkpoints go here (``None``: neither).
     """
@@ -333,8 +122,9 @@ class Learner:
     ):
         if reference is policy:
             raise ValueError("reference must be a separate copy of the base policy (the policy is trained in place)")
-        if config.algorithm == "ppo" and value_model is None:
-            raise ValueError("ppo needs a value_model: a ValueModel with its own backbone or with backbone=policy")
+        self.algorithm = config.algorithm_spec
+        if self.algorithm.critic and value_model is None:
+            raise ValueError(f"{config.algorithm} needs a value_model: a ValueModel with its own backbone or with backbone=policy")
         self.config, self.tokenizer, self.mesh, self.rules = config, tokenizer, mesh, tuple(rules)
         self.reward_fns = tuple(rewards)
         self.properties = tuple(p for fn in self.reward_fns for p in fn.properties)
@@ -343,7 +133,7 @@ class Learner:
         self.prompts = [list(chat) for chat in prompts]
         self.prompt_ids = self._encode_prompts()
         self.references = self._check_references(references)
-        self.trainable = Trainable(policy, value_model if config.algorithm == "ppo" else None)
+        self.trainable = Trainable(policy, value_model if self.algorithm.critic else None)
         if mesh is not None:  # each model where the logical rules put its parameters (a no-op if already there)
             for model in (self.trainable, reference):
                 shard_model(model, mesh, self.rules)
@@ -362,7 +152,7 @@ class Learner:
         self._compilations = {"reference": 0, "advantages": 0}
         shardings = None if mesh is None else pin_to_mesh((self.trainable, self.optimizer), mesh)
         loss = functools.partial(policy_loss, config=config, prompt_length=self.sampler_prompt_length, rules=self.rules)
-        self._update = make_train_step(loss, nnx.Param, shardings, microbatches=config.microbatches)
+        self._update = make_train_step(loss, nnx.Param, shardings, microbatches=config.microbatches, reduction="sum")
         self._reference_pass = jax.jit(self._trace_reference, static_argnums=(0, 1))
         self._advantages = jax.jit(self._trace_advantages)
         self.workdir = None if workdir is None else Path(workdir)
@@ -423,57 +213,10 @@ class Learner:
         self._compilations["reference"] += 1
         return reference_pass(*args, prompt_length=self.sampler_prompt_length)
 
-    def _trace_advantages(self, rewards, references, ended, old_logprobs, ref_logprobs, values, response_mask, kl_coef):
-        """Utilities, advantages, value targets, rollout metrics and non-finite flags."""
+    def _trace_advantages(self, *args):
+        """``rollout_advantages`` of this learner's config and properties (counts its traces)."""
         self._compilations["advantages"] += 1
-        c = self.config
-        mask = response_mask.astype(jnp.float32)
-        kl_tokens = kl.k1(old_logprobs, ref_logprobs) * mask
-        kl_sequence = kl_tokens.sum(axis=1)
-        utility_of = lambda r: c.utility(r, jnp.nan_to_num(references), self.properties, c.num_samples)  # noqa: E731
-        utility, slope_fn = jax.vjp(utility_of, rewards)
-        slopes = slope_fn(jnp.ones_like(utility))[0]  # dU/dr_p per response: the weight of a reward gain
-        if c.no_eos_penalty is not None:
-            utility = jnp.where(ended, utility, utility - c.no_eos_penalty)
-        in_reward = c.kl_in == "reward"
-        if c.algorithm == "ppo":
-            last = jax.nn.one_hot(mask.sum(axis=1).astype(jnp.int32) - 1, mask.shape[1])
-            token_rewards = utility[:, None] * last - (kl_coef * kl_tokens if in_reward else 0.0)
-            advantages, returns = adv.gae(token_rewards, values, mask, c.gamma, c.gae_lambda)
-            if c.whiten_advantages:
-                advantages = adv.masked_whiten(advantages, mask)
-        else:
-            score = utility - kl_coef * kl_sequence if in_reward else utility
-            estimator = adv.rloo if c.algorithm == "rloo" else adv.group_normalized
-            advantages = estimator(score.reshape(-1, c.num_samples)).reshape(-1)[:, None] * mask
-            returns = jnp.zeros_like(advantages)
-        lengths = mask.sum(axis=1)
-        response_advantage = jnp.abs(advantages).sum(axis=1) / jnp.maximum(lengths, 1.0)
-        metrics = {
-            "utility": utility.mean(),
-            "kl/sequence": kl_sequence.mean(),
-            "kl/token": kl_sequence.sum() / jnp.maximum(lengths.sum(), 1.0),
-            "kl/coef": kl_coef,
-            "response_length": lengths.mean(),
-            "no_eos_fraction": 1.0 - ended.astype(jnp.float32).mean(),
-            "advantage_abs": response_advantage.mean(),
-        }
-        for p, name in enumerate(self.properties):
-            metrics[f"reward/{name}"] = rewards[:, p].mean()
-            below = rewards[:, p] < references[:, p]
-            above = rewards[:, p] > references[:, p]
-            metrics[f"advantage_abs/below_ref/{name}"] = adv.masked_mean(response_advantage, below)
-            metrics[f"advantage_abs/above_ref/{name}"] = adv.masked_mean(response_advantage, above)
-            metrics[f"utility_slope/below_ref/{name}"] = adv.masked_mean(slopes[:, p], below)
-            metrics[f"utility_slope/above_ref/{name}"] = adv.masked_mean(slopes[:, p], above)
-            metrics[f"above_ref_fraction/{name}"] = above.astype(jnp.float32).mean()
-        if c.algorithm == "ppo":
-            residual = adv.masked_mean(jnp.square(returns - values), mask) - jnp.square(adv.masked_mean(returns - values, mask))
-            variance = adv.masked_mean(jnp.square(returns), mask) - jnp.square(adv.masked_mean(returns, mask))
-            metrics["explained_variance"] = 1.0 - residual / jnp.maximum(variance, 1e-8)
-        flags = {f"reward '{name}'": ~jnp.isfinite(rewards[:, p]).all() for p, name in enumerate(self.properties)}
-        flags["utility"] = ~jnp.isfinite(utility).all()
-        return advantages, returns, metrics, flags
+        return rollout_advantages(*args, config=self.config, properties=self.properties)
 
     @property
     def num_compilations(self) -> dict[str, int]:
@@ -521,11 +264,12 @@ class Learner:
         old_logprobs = out.model_logprobs[:, out.prompt_length :]
         response_mask = out.response_mask[:, out.prompt_length :]
         with self._mesh_context():
-            advantages, returns, metrics, flags = self._advantages(
+            advantages, returns, counted, metrics, flags = self._advantages(
                 rewards, self._on_mesh(self.references[rows]), self._on_mesh(samples.ended), old_logprobs, ref_logprobs,
                 values, response_mask, self.kl_coef,
             )
-            batch = UpdateBatch(out.tokens, out.prompt_mask, out.response_mask, old_logprobs, ref_logprobs, advantages, returns, values)
+            batch = UpdateBatch(out.tokens, out.prompt_mask, out.response_mask, old_logprobs, ref_logprobs, advantages, returns,
+                                values, counted)
             update_metrics = self._optimize(batch, shuffle_key)
         metrics.update(update_metrics)
         flags.update({"loss": ~jnp.isfinite(update_metrics["loss"]), "gradients": ~jnp.isfinite(update_metrics["grad_norm"])})
@@ -543,21 +287,17 @@ class Learner:
         return times
 
     def _optimize(self, batch: UpdateBatch, key: jax.Array) -> dict[str, jax.Array]:
-        """``epochs x minibatches`` optimizer steps on shuffled minibatches; mean metrics."""
+        """``epochs x minibatches`` optimizer steps on shuffled minibatches, each with its tokens'
+        weights normalised over it by the algorithm's aggregation; mean metrics."""
         c = self.config
         size = c.batch_size // c.minibatches
-        mask = batch.response_mask[:, self.sampler_prompt_length :]
         collected = []
         for epoch in range(c.epochs):
             order = jax.random.permutation(jax.random.fold_in(key, epoch), c.batch_size) if c.minibatches > 1 or c.epochs > 1 else None
             for m in range(c.minibatches):
-                if order is None:
-                    minibatch, minibatch_mask = batch, mask
-                else:
-                    rows = order[m * size : (m + 1) * size]
-                    minibatch, minibatch_mask = jax.tree.map(lambda x: x[rows], batch), mask[rows]
-                token_norm = jnp.maximum(minibatch_mask.sum(), 1).astype(jnp.float32) / c.microbatches
-                collected.append(self._update(self.trainable, self.optimizer, minibatch, self.kl_coef, token_norm))
+                minibatch = batch if order is None else jax.tree.map(lambda x: x[order[m * size : (m + 1) * size]], batch)
+                weights = algorithms.loss_weights(self.algorithm, minibatch.loss_weights, c.max_new_tokens)
+                collected.append(self._update(self.trainable, self.optimizer, minibatch._replace(loss_weights=weights), self.kl_coef))
         return jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *collected)
 
     # ----------------------------------------------------------------------------- the run

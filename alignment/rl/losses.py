@@ -1,7 +1,8 @@
 """Per-token policy and value losses of the learners (masked means are taken by the caller).
 
-    ratio_t   = exp(log pi(y_t) - log pi_old(y_t))
-    policy_t  = -min(ratio_t A_t, clip(ratio_t, 1 - eps, 1 + eps) A_t)     (PPO's clipped surrogate)
+    ratio_t   = exp(log pi(y_t) - log pi_old(y_t))     (or GSPO's sequence ratio: rl/algorithms.py)
+    policy_t  = -min(ratio_t A_t, clip(ratio_t, 1 - eps, 1 + eps_high) A_t)   (PPO's clipped surrogate;
+                                                      eps_high = eps but in DAPO's clip-higher)
     value_t   = max((V_t - G_t)^2, (V_old,t + clip(V_t - V_old,t, -c, c) - G_t)^2) / 2
     entropy_t = -sum_v pi(v | s_t) log pi(v | s_t)
 
@@ -15,12 +16,17 @@ import jax
 import jax.numpy as jnp
 
 
-def clipped_surrogate(logprobs: jax.Array, old_logprobs: jax.Array, advantages: jax.Array, epsilon: float) -> tuple[jax.Array, jax.Array]:
-    """Per-token clipped surrogate loss and whether the clipped branch was taken (the clip fraction)."""
-    ratio = jnp.exp(logprobs - old_logprobs)
+def clipped_surrogate(
+    log_ratio: jax.Array, advantages: jax.Array, epsilon: float, epsilon_high: float | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """Per-token clipped surrogate loss of ``log_ratio = log pi - log pi_old`` and whether the
+    clipped branch was taken (the clip fraction); the ratio is clipped to
+    ``[1 - epsilon, 1 + epsilon_high]`` (``epsilon_high=None``: ``epsilon``)."""
+    ratio = jnp.exp(log_ratio)
     advantages = jax.lax.stop_gradient(advantages)
     unclipped = ratio * advantages
-    clipped = jnp.clip(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages
+    high = epsilon if epsilon_high is None else epsilon_high
+    clipped = jnp.clip(ratio, 1.0 - epsilon, 1.0 + high) * advantages
     return -jnp.minimum(unclipped, clipped), clipped < unclipped
 
 

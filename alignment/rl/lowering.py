@@ -9,7 +9,7 @@ compiling) the three programs of a learner step that carry the model:
 * ``update``: one optimizer step on a minibatch of ``batch_size / minibatches`` responses, with
   the learner's loss (``policy_loss``) and its ``microbatches``;
 * ``sample``: the sampler's generation program for ``batch_size`` prompts;
-* ``reference``: log pi_0 (and, for PPO, the values) of a rollout of ``batch_size`` responses.
+* ``reference``: log pi_0 (and, with a critic, the values) of a rollout of ``batch_size`` responses.
 
 So a configuration's shapes, its sharding rules and the programs are checked on any mesh in
 seconds, for a model of any size (an 8B model lowers on a laptop); memory is not checked (that
@@ -32,7 +32,8 @@ from alignment.models.decoder import Decoder
 from alignment.models.heads import ValueModel
 from alignment.models.partitioning import abstract_state, state_shardings
 from alignment.parallel import DEFAULT_RULES, logical_sharding
-from alignment.rl.learner import LearnerConfig, Trainable, UpdateBatch, make_optimizer, policy_loss, reference_pass, sampler_config
+from alignment.rl.config import LearnerConfig, make_optimizer
+from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, reference_pass, sampler_config
 from alignment.sampling import Sampler
 from alignment.training.steps import make_train_step
 
@@ -60,25 +61,24 @@ def lower_learner(
 ) -> LearnerLowering:
     """Lowers the update, sampling and reference programs of a ``Learner`` (module docstring).
 
-    ``value``: PPO's value model, "shared" (a head on the policy's backbone) or "separate" (its
-    own backbone); ignored by RLOO and GRPO, as in the ``Learner``.
+    ``value``: the critic of an algorithm that has one (PPO), "shared" (a head on the policy's
+    backbone) or "separate" (its own backbone); ignored by the others, as in the ``Learner``.
     """
     c = learner_config
     if value not in (None, *VALUE_MODELS):
         raise ValueError(f"unknown value model {value!r}; valid: {', '.join(VALUE_MODELS)} (or None without PPO)")
-    if c.algorithm == "ppo" and value is None:
-        raise ValueError(f"ppo needs a value model: pass value= one of {', '.join(VALUE_MODELS)}")
+    if c.algorithm_spec.critic and value is None:
+        raise ValueError(f"{c.algorithm} needs a value model: pass value= one of {', '.join(VALUE_MODELS)}")
     rules = tuple(rules)
     trainable, reference, optimizer = abstract_learner(decoder_config, c, mesh, rules, value=value)
     shardings = state_shardings(nnx.state((trainable, optimizer)), mesh, rules)
     step = make_train_step(
         functools.partial(policy_loss, config=c, prompt_length=c.max_prompt_length, rules=rules),
-        nnx.Param, shardings, microbatches=c.microbatches,
+        nnx.Param, shardings, microbatches=c.microbatches, reduction="sum",
     )
     replicated = jax.ShapeDtypeStruct((), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
     with jax.set_mesh(mesh):
-        update = step.lower(trainable, optimizer, rollout_shapes(c, c.batch_size // c.minibatches, mesh, rules),
-                            replicated, replicated)
+        update = step.lower(trainable, optimizer, rollout_shapes(c, c.batch_size // c.minibatches, mesh, rules), replicated)
         rollout = rollout_shapes(c, c.batch_size, mesh, rules)
         reference_def, reference_state = nnx.split(reference)
         trainable_def, trainable_state = nnx.split(trainable)
@@ -101,7 +101,7 @@ def abstract_learner(
         policy = Decoder(decoder_config, rngs=nnx.Rngs(0), rules=rules)
         reference = Decoder(decoder_config, rngs=nnx.Rngs(1), rules=rules)
         critic = None
-        if learner_config.algorithm == "ppo":
+        if learner_config.algorithm_spec.critic:
             backbone = policy if value == "shared" else Decoder(decoder_config, rngs=nnx.Rngs(2), rules=rules)
             critic = ValueModel(backbone, rngs=nnx.Rngs(3))
         trainable = Trainable(policy, critic)
@@ -122,7 +122,7 @@ def rollout_shapes(config: LearnerConfig, rows: int, mesh: Mesh, rules=DEFAULT_R
 
     tokens, masks = shaped(p + n, jnp.int32), shaped(p + n, bool)
     per_token = shaped(n, jnp.float32)
-    return UpdateBatch(tokens, masks, masks, *(per_token,) * 5)
+    return UpdateBatch(tokens, masks, masks, *(per_token,) * 6)
 
 
 def parameter_shardings(model: nnx.Module) -> dict[str, tuple[tuple[int, ...], PartitionSpec]]:

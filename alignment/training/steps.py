@@ -7,8 +7,12 @@ constant, so XLA skips its backward pass) and applies the optimizer update in pl
 
 Gradient accumulation: with ``microbatches=M`` the leading axis of every leaf of ``batch`` is
 split into M equal microbatches, run one after another inside the program (a ``lax.scan``, so
-activation memory is that of one microbatch); the gradients and metrics are the means over the
-microbatches and the optimizer steps once. ``args`` are shared by all microbatches.
+activation memory is that of one microbatch) and the optimizer steps once. ``args`` are shared by
+all microbatches. The metrics are the means over the microbatches; the loss and the gradients
+are their means (``reduction="mean"``: each microbatch's loss is a mean over its own rows) or
+their sums (``"sum"``: each microbatch's loss is already its share of the whole batch's, as the
+RL learner's per-token weights normalised over the minibatch make it). The step's metrics hold
+the loss as ``loss`` and the gradients' global norm as ``grad_norm``.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
 def make_train_step(
-    loss_fn: LossFn, wrt: nnx.filterlib.Filter = nnx.Param, state_shardings: nnx.State | None = None, microbatches: int = 1
+    loss_fn: LossFn, wrt: nnx.filterlib.Filter = nnx.Param, state_shardings: nnx.State | None = None, microbatches: int = 1,
+    reduction: str = "mean",
 ) -> Callable[..., dict[str, jax.Array]]:
-    """``step(model, optimizer, batch, *args)``; metrics gain ``grad_norm``.
+    """``step(model, optimizer, batch, *args)``; metrics gain ``loss`` and ``grad_norm``.
 
     ``state_shardings`` (the shardings of ``nnx.state((model, optimizer))``) pins the updated
     state to the placement it came in with, so that every step reuses one compiled program;
@@ -36,20 +41,22 @@ def make_train_step(
     """
     if microbatches < 1:
         raise ValueError(f"microbatches must be >= 1, got {microbatches}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"unknown reduction {reduction!r}; valid: mean, sum")
 
     @nnx.jit(donate_argnums=(0, 1))
     def step(model: nnx.Module, optimizer: nnx.Optimizer, batch, *args) -> dict[str, jax.Array]:
         counted.num_compilations += 1
         grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, wrt), has_aux=True)
         if microbatches == 1:
-            (_, metrics), grads = grad_fn(model, batch, *args)
+            (loss, metrics), grads = grad_fn(model, batch, *args)
         else:
-            grads, metrics = _accumulate(grad_fn, model, _split(batch, microbatches), args)
+            loss, grads, metrics = _accumulate(grad_fn, model, _split(batch, microbatches), args, reduction)
         optimizer.update(model, grads)
         if state_shardings is not None:
             state = nnx.state((model, optimizer))
             nnx.update((model, optimizer), jax.lax.with_sharding_constraint(state, state_shardings))
-        return {**metrics, "grad_norm": optax.tree.norm(grads)}
+        return {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     def counted(*args):
         return step(*args)
@@ -70,13 +77,14 @@ def _split(batch, microbatches: int):
     return jax.tree.map(split, batch)
 
 
-def _accumulate(grad_fn, model, microbatched, args):
-    """Mean gradients and metrics of ``grad_fn`` over the leading (microbatch) axis."""
+def _accumulate(grad_fn, model, microbatched, args, reduction: str):
+    """The loss and gradients of ``grad_fn`` over the leading (microbatch) axis, combined by
+    ``reduction`` ("mean" or "sum"), and the mean metrics."""
     graphdef, state = nnx.split(model)
 
     def gradients(state, microbatch):
-        (_, metrics), grads = grad_fn(nnx.merge(graphdef, state), microbatch, *args)
-        return grads, metrics
+        (loss, metrics), grads = grad_fn(nnx.merge(graphdef, state), microbatch, *args)
+        return loss, grads, metrics
 
     def body(carry, microbatch):
         # The state rides in the carry: NNX cannot read variables of the outer trace inside the scan.
@@ -86,7 +94,10 @@ def _accumulate(grad_fn, model, microbatched, args):
     first = gradients(state, jax.tree.map(lambda x: x[0], microbatched))
     (_, totals), _ = jax.lax.scan(body, (state, first), jax.tree.map(lambda x: x[1:], microbatched))
     count = jax.tree.leaves(microbatched)[0].shape[0]
-    return jax.tree.map(lambda t: t / count, totals)
+    loss, grads, metrics = totals
+    if reduction == "mean":
+        loss, grads = jax.tree.map(lambda t: t / count, (loss, grads))
+    return loss, grads, jax.tree.map(lambda t: t / count, metrics)
 
 
 def pin_to_mesh(nodes, mesh: Mesh) -> nnx.State:
