@@ -116,3 +116,10 @@ def test_gradient_accumulation_equals_one_full_batch_step():
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6)
     with pytest.raises(ValueError, match="not divisible"):
         make_train_step(loss, microbatches=3)(_Linear(), nnx.Optimizer(_Linear(), optax.sgd(0.1), wrt=nnx.Param), x, 1.0)
+
+
+def test_only_transforms_that_read_r_ref_need_references():
+    from alignment.rl import Utility
+
+    assert Utility("lsc").needs_references and Utility("centered").needs_references and Utility("clip").needs_references
+    assert not Utility("identity").needs_references and not Utility("whiten").needs_references

@@ -17,14 +17,8 @@ from alignment.experiment.spec import (
     RunSpec,
     SandboxTask,
 )
-from alignment.experiment.runner import (
-    Pipeline,
-    PolicyJudge,
-    run_experiment,
-    train_judge,
-    train_reward_models,
-    use_compilation_cache,
-)
+from alignment.experiment.reward_models import train_judge, train_reward_models
+from alignment.experiment.runner import Pipeline, PolicyJudge, run_experiment, use_compilation_cache
 from alignment.experiment.tasks import TaskData, prepare_task
 from alignment.experiment.probes import measure_probes
 

@@ -2,7 +2,8 @@
 
 ``run_experiment(experiment, workdir)`` runs the stages in order and writes under ``workdir``::
 
-    reward_models/<kind>[-<property>]/   the proxies' parameters (reused when present)
+    reward_models/<kind>[-<property>]/   the proxies' parameters (reused when present; a sandbox
+                                         task's are shared through the sandbox cache: reward_models.py)
     reward_models/judge/                 the judge's, for a task whose judge is a reward model
     reference/                           the reference stage's cache (alignment.rl.reference)
     runs/<run>/                          each learner's metrics, checkpoints, evaluations.json, result.json
@@ -40,22 +41,21 @@ from flax import nnx
 from alignment import evaluation
 from alignment.experiment.gpm_checks import gpm_checks as measure_gpm_claims
 from alignment.experiment.probes import measure_probes
-from alignment.experiment.spec import Experiment, RewardModelSpec, RunSpec
-from alignment.experiment.tasks import RewardBatches, TaskData, prepare_task
+from alignment.experiment.outputs import copy_module, json_default, write_json
+from alignment.experiment.reward_models import Proxies, check_made_with, train_judge, train_reward_models
+from alignment.experiment.spec import Experiment, RunSpec, SandboxTask
+from alignment.experiment.tasks import TaskData, prepare_task
 from alignment.models.decoder import Decoder
-from alignment.models.heads import GPMModel, RewardModel, ValueModel
-from alignment.models.loaders.checkpoint import restore_params, save_params
+from alignment.models.heads import ValueModel
 from alignment.parallel import distributed, make_mesh
 from alignment.rl.best_of_k import rerank
 from alignment.rl.learner import Learner
 from alignment.rl.programs import response_logprobs
-from alignment.rl.reference import BaseRewards, compute_base_rewards, fingerprint
-from alignment.rl.rollout import sample_groups
-from alignment.rl.scoring import Chat, GPMReward, ModelReward, RewardFunction, score_all
+from alignment.rl.reference import BaseRewards, compute_base_rewards
+from alignment.rl.rollout import encode_prompts, sample_groups
+from alignment.rl.scoring import RewardFunction, score_all
 from alignment.sampling import Sampler, SamplerConfig
-from alignment.training.reward_model import RewardModelTrainer
-
-Proxies = dict[str, list[RewardFunction]]
+from alignment.sandbox.build import cache_root
 GPM_CHECK_PROMPTS = 8  # held-out prompts whose pi_0 samples the GPM checks score pairwise
 
 
@@ -78,13 +78,6 @@ def use_compilation_cache(directory: str | Path | None = None) -> Path | None:
     return Path(directory)
 
 
-def copy_module(module: nnx.Module) -> nnx.Module:
-    """A copy that shares no buffers with ``module`` (trainers donate theirs)."""
-    copy = nnx.clone(module)
-    nnx.update(copy, jax.tree.map(jnp.copy, nnx.state(copy)))
-    return copy
-
-
 @contextlib.contextmanager
 def stage(name: str, seconds: dict[str, float] | None = None, key: str | None = None):
     """Prints a line when a stage starts and one with its wall time when it ends (the learners
@@ -97,105 +90,6 @@ def stage(name: str, seconds: dict[str, float] | None = None, key: str | None = 
         key = key or name
         seconds[key] = round(seconds.get(key, 0.0) + elapsed, 1)
     print(f"[experiment] {name}: {elapsed:.1f} s", flush=True)
-
-
-# --------------------------------------------------------------------------------- reward models
-
-
-def reward_model_kinds(experiment: Experiment, properties: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """``{kind: properties}`` the proxies must cover: Bradley-Terry for every property (best-of-k
-    and the evaluation read it), a GPM for each property a GPM run optimises, and one for the
-    first property when ``experiment.gpm_checks`` asks for the GPM claims without a GPM run."""
-    kinds = {"bt": tuple(properties)}
-    gpm = [p for run in experiment.runs if run.reward_model == "gpm" for p in (run.properties or properties)]
-    if experiment.gpm_checks and not gpm:
-        gpm = [properties[0]]
-    if gpm:
-        kinds["gpm"] = tuple(p for p in properties if p in gpm)
-    return kinds
-
-
-def train_reward_models(experiment: Experiment, task: TaskData, directory: Path, mesh=None, progress: bool = True) -> Proxies:
-    """The proxies by kind: one BT model with a head per property; one GPM per property. Each is
-    fine-tuned from pi_0's backbone, or restored from ``directory`` when it was trained before."""
-    spec = experiment.reward_models
-    proxies: Proxies = {}
-    for kind, properties in reward_model_kinds(experiment, task.properties).items():
-        groups = [properties] if kind == "bt" else [(p,) for p in properties]
-        proxies[kind] = []
-        for group in groups:
-            path = directory / (kind if kind == "bt" else f"gpm-{group[0]}")
-            model = fit_reward_model(kind, task.policy, group, spec, task.reward_batches, path, mesh=mesh, progress=progress,
-                                     pairs_from=experiment.task)
-            if kind == "bt":
-                proxies[kind].append(ModelReward(model, task.tokenizer, group, max_length=spec.max_length, mesh=mesh))
-            else:
-                proxies[kind].append(GPMReward(model, task.tokenizer, group[0], max_length=spec.max_length, mesh=mesh))
-    return proxies
-
-
-def fit_reward_model(kind: str, policy: Decoder, properties: Sequence[str], spec: RewardModelSpec, batches: RewardBatches,
-                     path: Path, mesh=None, progress: bool = True, pairs_from=None) -> nnx.Module:
-    """A ``kind`` model on a copy of ``policy``'s backbone judging ``properties``: restored from
-    ``path`` when it was trained before, else trained on ``batches(spec, properties)`` and saved there.
-    ``pairs_from``: the task config the pairs come from (part of the provenance a reuse checks)."""
-    model = _reward_model(kind, policy, len(properties), spec)
-    made_with = {"kind": kind, "properties": list(properties), "spec": dataclasses.asdict(spec), "policy": fingerprint(policy),
-                 **({"task": dataclasses.asdict(pairs_from)} if pairs_from is not None else {})}
-    record = path.parent / f"{path.name}.made_with.json"
-    if path.is_dir():
-        check_made_with(record, made_with)
-        return restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
-    trainer = RewardModelTrainer(model, dataclasses.replace(spec.train, objective=kind), properties=properties, mesh=mesh)
-    trainer.fit(batches(spec, properties), progress=progress)
-    save_params(model, path)
-    _write_json(record, made_with)
-    return model
-
-
-def check_made_with(record: Path, made_with: dict) -> None:
-    """A stage's output is reused only with the config that made it (``record`` holds that
-    config); otherwise a ``ValueError`` names the fields that differ."""
-    if not record.is_file():
-        raise ValueError(f"{record.parent} holds outputs without {record.name}: they cannot be checked against this config; "
-                         "use a new workdir or delete them")
-    stored, current = json.loads(record.read_text()), json.loads(json.dumps(made_with, default=_json))
-    differ = sorted(_differences(stored, current))
-    if differ:
-        raise ValueError(f"{record.parent} was made with another config (differs at {', '.join(differ[:8])}); "
-                         "use a new workdir or delete it to recompute")
-
-
-def _differences(a, b, path: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for key in sorted(set(a) | set(b)) for d in _differences(a.get(key), b.get(key), f"{path}.{key}" if path else key)]
-    return [] if a == b else [path or "(all)"]
-
-
-def train_judge(experiment: Experiment, task: TaskData, directory: Path, mesh=None, progress: bool = True) -> RewardJudge:
-    """The judge of a task without one (``TaskData.judge is None``): a Bradley-Terry model with a
-    head per property, trained like the proxies on ``task.judge_batches`` (or restored from ``directory``)."""
-    spec = experiment.reward_models
-    model = fit_reward_model("bt", task.policy, task.properties, spec, task.judge_batches, directory, mesh=mesh, progress=progress)
-    return RewardJudge(ModelReward(model, task.tokenizer, task.properties, max_length=spec.max_length, mesh=mesh))
-
-
-class RewardJudge:
-    """A Bradley-Terry reward model as a task's judge: ``judge(chats, texts) -> [N, P]`` rewards."""
-
-    def __init__(self, reward: ModelReward):
-        self.reward = reward
-
-    def __call__(self, chats: Sequence[Chat], texts: Sequence[str]) -> np.ndarray:
-        scores = self.reward(chats, texts)
-        return np.stack([np.asarray(scores[p], np.float32) for p in self.reward.properties], axis=-1)
-
-
-def _reward_model(kind: str, policy: Decoder, num_properties: int, spec: RewardModelSpec) -> nnx.Module:
-    rngs = nnx.Rngs(spec.seed)
-    if kind == "bt":
-        return RewardModel(copy_module(policy), num_properties=num_properties, rngs=rngs)
-    return GPMModel(copy_module(policy), num_blocks=spec.gpm_dim, rngs=rngs)
 
 
 class PropertySubset:
@@ -262,7 +156,7 @@ class PolicyJudge:
         self.task, self.reference, self.proxies, self.mesh = task, reference, list(proxies), mesh
         self.samples, self.base_samples = samples, base_samples
         tokenizer = task.tokenizer
-        self.prompt_ids = [tokenizer.encode(tokenizer.apply_chat_template(chat)) for chat in task.eval_chats]
+        self.prompt_ids = encode_prompts(tokenizer, task.eval_chats, max_prompt_length, "the task's max_prompt_length")
         n = len(self.prompt_ids)
         self.sampler = Sampler(
             SamplerConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
@@ -330,7 +224,10 @@ class Pipeline:
     @functools.cached_property
     def proxies(self) -> Proxies:
         with stage("reward models", self.stage_seconds):
-            return train_reward_models(self.experiment, self.task, self.workdir / "reward_models", mesh=self.mesh, progress=self.progress)
+            # Sandbox proxies are also kept in the sandbox cache, shared by experiments (reward_models.py).
+            cache = cache_root(self.cache_dir) / "reward_models" if isinstance(self.experiment.task, SandboxTask) else None
+            return train_reward_models(self.experiment, self.task, self.workdir / "reward_models", mesh=self.mesh,
+                                       progress=self.progress, cache=cache)
 
     def _base_rewards(self, chats, reward_fns, config=None) -> BaseRewards:
         return compute_base_rewards(self.task.policy, self.task.tokenizer, chats, reward_fns, config or self.experiment.reference,
@@ -383,7 +280,7 @@ class Pipeline:
             check_made_with(directory / "made_with.json", made_with)
         else:
             directory.mkdir(parents=True)
-            _write_json(directory / "made_with.json", made_with)
+            write_json(directory / "made_with.json", made_with)
         if done.is_file():
             result = json.loads(done.read_text())
             self.reused.append(run.name)
@@ -431,7 +328,7 @@ class Pipeline:
                 samples = self.judge(learner.trainable.policy, run.name, stop).arrays()
                 save_samples(directory, stop, samples)
                 evaluations.append(self._checkpoint_record(properties, stop, samples))
-                _write_json(evaluations_file, without_samples(evaluations))
+                write_json(evaluations_file, without_samples(evaluations))
             learner.close()
         result = {
             "name": run.name, "label": run.label, "transform": config.utility.transform, "aggregator": config.utility.aggregator,
@@ -440,8 +337,8 @@ class Pipeline:
             "reward_model": run.reward_model, **({"gpm_opponents": run.gpm_opponents} if run.reward_model == "gpm" else {}),
             "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": without_samples(evaluations),
         }
-        _write_json(directory / "result.json", result)
-        return json.loads(json.dumps(result, default=_json))
+        write_json(directory / "result.json", result)
+        return json.loads(json.dumps(result, default=json_default))
 
     def _checkpoint_record(self, optimised: Sequence[str], step: int, samples: dict[str, np.ndarray]) -> dict:
         """One judged checkpoint: ``evaluate_policy`` of its samples against pi_0's, with the
@@ -449,7 +346,7 @@ class Pipeline:
         record = evaluation.evaluate_policy(
             samples["judge"], self.pi_0.judge, list(self.task.properties), kl=samples["kl"], new_proxy=samples["proxy"],
             base_reward=self.eval_references, optimised=list(optimised), step=step, level=self.experiment.evaluation.level)
-        return {**json.loads(json.dumps(record, default=_json)), "samples": samples}  # Estimates as their JSON dicts
+        return {**json.loads(json.dumps(record, default=json_default)), "samples": samples}  # Estimates as their JSON dicts
 
     def best_of_k(self) -> list[dict]:
         """Best-of-k from pi_0 on the first ``best_of_k.eval_prompts`` held-out prompts: ``max(ks)``
@@ -497,7 +394,7 @@ class Pipeline:
         with stage("GPM checks", self.stage_seconds):
             checks = measure_gpm_claims(gpm, self.proxies["bt"], chats=task.eval_chats[:n], responses=responses, heldout=heldout,
                                         seed=self.experiment.reward_models.seed)
-        _write_json(path, checks)
+        write_json(path, checks)
         return checks
 
     def results(self, best_of_k: Sequence[dict] = ()) -> dict:
@@ -592,17 +489,3 @@ def without_samples(evaluations: list[dict]) -> list[dict]:
     return [{k: v for k, v in record.items() if k != "samples"} for record in evaluations]
 
 
-def _write_json(path: Path, value) -> None:
-    """Writes ``value`` as JSON from the primary process only (every process computed it)."""
-    if distributed.is_primary():
-        path.write_text(json.dumps(value, default=_json, indent=1))
-
-
-def _json(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "to_json"):
-        return value.to_json()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

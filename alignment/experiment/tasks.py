@@ -30,6 +30,7 @@ from alignment.experiment.spec import PretrainedTask, RewardModelSpec, SandboxTa
 from alignment.models import load_pretrained, load_tokenizer
 from alignment.models.decoder import Decoder
 from alignment.models.tokenizer import Tokenizer
+from alignment.rl.rollout import encode_chat
 from alignment.rl.reference import ReferenceConfig, compute_base_rewards
 from alignment.rl.scoring import Chat, FunctionReward
 from alignment.sandbox.build import STREAMS
@@ -228,7 +229,7 @@ def split_prompts(records: Mapping[str, Sequence[PreferenceRecord]], tokenizer: 
     for prop, group in records.items():
         contexts = {r.context_key(): r.messages() for r in group if r.context_key() not in seen}
         seen.update(contexts)
-        kept[prop] = [chat for chat in contexts.values() if len(tokenizer.encode(tokenizer.apply_chat_template(chat))) <= max_length]
+        kept[prop] = [chat for chat in contexts.values() if len(encode_chat(tokenizer, chat)) <= max_length]
         counts[prop] = {"distinct": len(contexts), "too_long": len(contexts) - len(kept[prop])}
     return kept, counts
 

@@ -12,10 +12,11 @@ import optax
 
 from alignment.rl.algorithms import Algorithm, get_algorithm
 from alignment.rl.utility import Utility
+from alignment.training import optimizers
+from alignment.training.optimizers import SCHEDULES
 
 KL_PLACEMENTS = ("reward", "loss")
 
-SCHEDULES = ("constant", "cosine", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,16 +142,12 @@ class LearnerConfig:
 
 
 def make_optimizer(config: LearnerConfig) -> optax.GradientTransformation:
-    """AdamW after global-norm clipping on the configured schedule; non-finite updates are skipped."""
-    total = max(config.num_steps * config.epochs * config.minibatches, 1)
-    warmup = config.warmup_steps * config.epochs * config.minibatches
-    decay = {
-        "constant": optax.constant_schedule(config.learning_rate),
-        "cosine": optax.cosine_decay_schedule(config.learning_rate, max(total - warmup, 1)),
-        "linear": optax.linear_schedule(config.learning_rate, 0.0, max(total - warmup, 1)),
-    }[config.schedule]
-    schedule = optax.join_schedules([optax.linear_schedule(0.0, config.learning_rate, warmup), decay], [warmup]) if warmup else decay
-    inner = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adamw(schedule, weight_decay=config.weight_decay))
+    """AdamW after global-norm clipping on the configured schedule over the run's optimizer steps
+    (``alignment.training.optimizers``, the reward-model trainer's too); non-finite updates are
+    skipped."""
+    per_step = config.epochs * config.minibatches
+    rate = optimizers.schedule(config.schedule, config.learning_rate, max(config.num_steps * per_step, 1), config.warmup_steps * per_step)
+    inner = optimizers.adamw(rate, weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm)
     return optax.apply_if_finite(inner, max_consecutive_errors=2**31 - 1)
 
 

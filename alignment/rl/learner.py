@@ -55,7 +55,7 @@ from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sha
 from alignment.rl import algorithms, kl
 from alignment.rl.config import LearnerConfig, make_optimizer
 from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, reference_pass, rollout_advantages, sampler_config
-from alignment.rl.rollout import sample_groups
+from alignment.rl.rollout import encode_prompts, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler
 from alignment.training.checkpointing import Checkpoints
@@ -131,7 +131,7 @@ class Learner:
         if len(set(self.properties)) != len(self.properties):
             raise ValueError(f"each property must be scored by one reward function; got {list(self.properties)}")
         self.prompts = [list(chat) for chat in prompts]
-        self.prompt_ids = self._encode_prompts()
+        self.prompt_ids = encode_prompts(tokenizer, self.prompts, config.max_prompt_length, "max_prompt_length")
         self.references = self._check_references(references)
         self.trainable = Trainable(policy, value_model if self.algorithm.critic else None)
         if mesh is not None:  # each model where the logical rules put its parameters (a no-op if already there)
@@ -163,16 +163,6 @@ class Learner:
         self.history: list[dict[str, float]] = []
 
     # ----------------------------------------------------------------------------- setup
-
-    def _encode_prompts(self) -> list[list[int]]:
-        ids = [self.tokenizer.encode(self.tokenizer.apply_chat_template(chat)) for chat in self.prompts]
-        too_long = [i for i, row in enumerate(ids) if len(row) > self.config.max_prompt_length]
-        if too_long:
-            raise ValueError(
-                f"{len(too_long)} prompts are longer than max_prompt_length={self.config.max_prompt_length} tokens "
-                f"(first: prompt {too_long[0]}, {len(ids[too_long[0]])} tokens); raise max_prompt_length or drop them"
-            )
-        return ids
 
     def _check_references(self, references) -> np.ndarray:
         """r_ref as ``[num_prompts, P]`` float32 in property order (NaN where none was given)."""

@@ -58,7 +58,7 @@ from jax.sharding import Mesh
 from alignment import rewards
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
-from alignment.rl.rollout import sample_groups
+from alignment.rl.rollout import encode_prompts, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler, SamplerConfig, SamplingParams
 
@@ -167,7 +167,7 @@ def compute_base_rewards(
     and/or scores and stores them. ``mesh``: the mesh the policy is sharded on, if any.
     """
     root = cache_root(cache_dir)
-    prompt_ids = _encode_prompts(tokenizer, chats, config)
+    prompt_ids = encode_prompts(tokenizer, chats, config.max_prompt_length, "ReferenceConfig.max_prompt_length")
     samples_key = _digest({
         "format": _FORMAT, "chats": [[dict(m) for m in chat] for chat in chats], "prompt_ids": prompt_ids,
         "policy": fingerprint(policy), "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_id,
@@ -210,7 +210,7 @@ def sample_and_score(
 ) -> ScoredSamples:
     """``config.num_samples`` responses to each chat sampled with ``key`` (``config.seed`` unused)
     and scored by every reward function; no cache."""
-    texts, ended = _sample(policy, tokenizer, _encode_prompts(tokenizer, chats, config), config, key, mesh)
+    texts, ended = _sample(policy, tokenizer, encode_prompts(tokenizer, chats, config.max_prompt_length, "ReferenceConfig.max_prompt_length"), config, key, mesh)
     return ScoredSamples(texts, ended, _score(chats, texts, reward_fns, config.batch_prompts))
 
 
@@ -296,19 +296,6 @@ def _module_fingerprint(module: nnx.Module) -> str:
 
 def _digest(payload: Mapping) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _encode_prompts(tokenizer: Tokenizer, chats: Sequence[Chat], config: ReferenceConfig) -> list[list[int]]:
-    ids = [tokenizer.encode(tokenizer.apply_chat_template([dict(m) for m in chat])) for chat in chats]
-    too_long = [i for i, row in enumerate(ids) if len(row) > config.max_prompt_length]
-    if too_long:
-        raise ValueError(
-            f"prompts {too_long[:10]} have {[len(ids[i]) for i in too_long[:10]]} tokens, more than "
-            f"ReferenceConfig.max_prompt_length={config.max_prompt_length}; raise it or shorten the prompts"
-        )
-    if not ids:
-        raise ValueError("need at least one prompt")
-    return ids
 
 
 @functools.cache

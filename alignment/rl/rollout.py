@@ -1,4 +1,7 @@
-"""Sampling G responses per prompt and decoding them for the reward functions.
+"""Encoding prompts, sampling G responses per prompt and decoding them for the reward functions.
+
+``encode_prompts`` applies the policy's chat template and checks every prompt against the one
+compiled prompt length (an error names how many are too long, the first and its length).
 
 ``sample_groups`` runs the sampler once on ``len(prompts) * G`` rows (each prompt repeated G
 times, consecutively), so a fixed prompts-per-step and G keep one compiled sampling program
@@ -20,6 +23,26 @@ from flax import nnx
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
 from alignment.sampling import SampleOutput, Sampler
+
+
+def encode_chat(tokenizer: Tokenizer, chat) -> list[int]:
+    """The token ids of ``chat`` under the tokenizer's chat template, ready for the response."""
+    return tokenizer.encode(tokenizer.apply_chat_template([dict(m) for m in chat]))
+
+
+def encode_prompts(tokenizer: Tokenizer, chats: Sequence, max_prompt_length: int, field: str) -> list[list[int]]:
+    """Every chat encoded (``encode_chat``); a ``ValueError`` naming ``field`` (the setting to
+    raise) when any is longer than ``max_prompt_length`` tokens, or when there are none."""
+    ids = [encode_chat(tokenizer, chat) for chat in chats]
+    if not ids:
+        raise ValueError("need at least one prompt")
+    too_long = [i for i, row in enumerate(ids) if len(row) > max_prompt_length]
+    if too_long:
+        raise ValueError(
+            f"{len(too_long)} prompts are longer than {field}={max_prompt_length} tokens (first: prompt {too_long[0]}, "
+            f"{len(ids[too_long[0]])} tokens); raise {field} or drop them"
+        )
+    return ids
 
 
 @dataclasses.dataclass

@@ -26,6 +26,7 @@ from alignment import rewards
 
 NORMALIZATIONS = ("none", "group")
 GROUP_EPS = 1e-6
+REFERENCE_FREE_TRANSFORMS = ("identity", "whiten")  # the transforms that ignore r_ref
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Utility:
 
     @property
     def needs_references(self) -> bool:
-        """Whether the transform reads r_ref (every transform but ``identity`` does)."""
-        return self.transform != "identity"
+        """Whether the transform reads r_ref (all but ``REFERENCE_FREE_TRANSFORMS`` do)."""
+        return self.transform not in REFERENCE_FREE_TRANSFORMS
 
     def __call__(self, rewards_: jax.Array, references: jax.Array, properties: Sequence[str],
                  group_size: int | None = None) -> jax.Array:

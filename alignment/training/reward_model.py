@@ -39,6 +39,7 @@ from alignment.data import RewardBatch
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.layers import positions_from_mask
 from alignment.parallel import DEFAULT_RULES, logical_sharding
+from alignment.training import optimizers
 from alignment.training.checkpointing import Checkpoints
 from alignment.training.losses import preference_accuracy, preference_loss
 from alignment.training.metrics import MetricsWriter
@@ -80,12 +81,10 @@ class RewardTrainConfig:
 
 
 def make_optimizer(config: RewardTrainConfig) -> optax.GradientTransformation:
-    """AdamW on a cosine schedule (after a linear warm-up from 0, if any), after global-norm clipping."""
-    if config.warmup_steps:
-        schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps, max(config.num_steps, config.warmup_steps + 1))
-    else:
-        schedule = optax.cosine_decay_schedule(config.learning_rate, max(config.num_steps, 1))
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adamw(schedule, weight_decay=config.weight_decay))
+    """AdamW on a cosine schedule (after a linear warm-up from 0, if any), after global-norm
+    clipping (``alignment.training.optimizers``, the RL learner's too)."""
+    rate = optimizers.schedule("cosine", config.learning_rate, max(config.num_steps, config.warmup_steps + 1), config.warmup_steps)
+    return optimizers.adamw(rate, weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm)
 
 
 def sequence_inputs(ids: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:

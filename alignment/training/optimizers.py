@@ -1,0 +1,34 @@
+"""The one optimizer of every trainer (reward models, SFT's users, the RL learner): AdamW after
+global-norm clipping, on a learning-rate schedule with a linear warm-up from 0.
+
+    schedule(kind, lr, total, warmup):  lr * t / warmup for t < warmup, then
+        constant:  lr
+        cosine:    lr * (1 + cos(pi * (t - warmup) / (total - warmup))) / 2
+        linear:    lr * (1 - (t - warmup) / (total - warmup))
+"""
+
+from __future__ import annotations
+
+import optax
+
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def schedule(kind: str, learning_rate: float, total_steps: int, warmup_steps: int = 0) -> optax.Schedule:
+    """The learning rate at each optimizer step (module docstring); ``total_steps`` counts the warm-up."""
+    if kind not in SCHEDULES:
+        raise ValueError(f"unknown schedule {kind!r}; valid: {', '.join(SCHEDULES)}")
+    decay_steps = max(total_steps - warmup_steps, 1)
+    decay = {
+        "constant": lambda: optax.constant_schedule(learning_rate),
+        "cosine": lambda: optax.cosine_decay_schedule(learning_rate, decay_steps),
+        "linear": lambda: optax.linear_schedule(learning_rate, 0.0, decay_steps),
+    }[kind]()
+    if not warmup_steps:
+        return decay
+    return optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup_steps), decay], [warmup_steps])
+
+
+def adamw(learning_rate: optax.ScalarOrSchedule, *, weight_decay: float, max_grad_norm: float) -> optax.GradientTransformation:
+    """AdamW after clipping the gradients' global norm to ``max_grad_norm``."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adamw(learning_rate, weight_decay=weight_decay))
