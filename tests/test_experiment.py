@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from alignment import configs, evaluation
-from alignment.experiment import Experiment, RunSpec, SandboxTask
+from alignment.experiment import Experiment, RewardModelSpec, RunSpec, SandboxTask
 from alignment.rl import Utility
+from alignment.training import RewardTrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,8 @@ def test_bad_specs_name_the_problem():
         RunSpec("a", "A", learner_overrides={"learning_rte": 1.0})
     with pytest.raises(ValueError, match="unknown reference_method 'median'; valid: empirical, gaussian"):
         RunSpec("a", "A", reference_method="median")
+    with pytest.raises(ValueError, match="reward_models.train.objective='gpm' would not be read"):
+        RewardModelSpec(train=RewardTrainConfig(objective="gpm"))
     with pytest.raises(ValueError, match="run names must be unique; repeated: \\['a'\\]"):
         Experiment("x", SandboxTask(), runs=[RunSpec("a", "A"), RunSpec("a", "B", utility=Utility("identity"))])
 
@@ -86,7 +89,7 @@ def test_a_command_line_sweep_runs_one_experiment_per_value_and_resumes(box, tmp
     assert done.returncode == 0, done.stderr[-3000:]
     for value in (0.1, 0.5):
         directory = tmp_path / f"runs_0_.kl_coef={value}"  # the override, made a safe file name
-        assert f"runs[0].kl_coef: float = {value}" in (directory / "config.txt").read_text()
+        assert f"runs[0].kl_coef: float | None = {value}" in (directory / "config.txt").read_text()
         assert json.loads((directory / "config.json").read_text())
         results = json.loads((directory / "report" / "results.json").read_text())
         assert [run["kl_coef"] for run in results["runs"]] == [value]

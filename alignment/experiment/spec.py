@@ -126,16 +126,17 @@ class PretrainedTask:
 
 @dataclasses.dataclass(frozen=True)
 class RewardModelSpec:
-    """The proxy reward models: one model with a head per property, fine-tuned from pi_0's backbone.
+    """How the proxy reward models are trained, fine-tuned from pi_0's backbone.
 
-    ``kind="bt"`` is a Bradley-Terry model; ``"gpm"`` a general preference model (Zhang et al.,
+    The kinds trained are those the runs name (``RunSpec.reward_model``): "bt", one Bradley-Terry
+    model with a head per property; "gpm", a general preference model per property (Zhang et al.,
     "Beyond Bradley-Terry Models: A General Preference Model for Language Model Alignment",
-    arXiv 2410.02197) with ``gpm_dim`` dimensions per property, used through its score against
-    the other samples of the prompt (GPO). ``train_max_length`` pads the training pairs,
-    ``max_length`` the scored prompt + response.
+    arXiv 2410.02197) with ``gpm_dim`` dimensions, used through its score against the other
+    samples of the prompt (GPO). Each model's objective is its kind, so ``train.objective`` must
+    stay at its default. ``train_max_length`` pads the training pairs, ``max_length`` the scored
+    prompt + response.
     """
 
-    kind: str = "bt"
     train: RewardTrainConfig = RewardTrainConfig(learning_rate=1e-3, warmup_steps=10, num_steps=150, weight_decay=0.01)
     batch_size: int = 64
     train_max_length: int = 112
@@ -144,8 +145,9 @@ class RewardModelSpec:
     seed: int = 1
 
     def __post_init__(self):
-        if self.kind not in REWARD_MODEL_KINDS:
-            raise ValueError(f"unknown reward model kind {self.kind!r}; valid: {', '.join(REWARD_MODEL_KINDS)}")
+        if self.train.objective != "bt":
+            raise ValueError(f"reward_models.train.objective={self.train.objective!r} would not be read: each proxy's "
+                             "objective is its kind, the reward_model of the runs that use it ('bt' or 'gpm')")
 
 
 @dataclasses.dataclass(frozen=True)
