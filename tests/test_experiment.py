@@ -111,6 +111,18 @@ def test_a_command_line_sweep_runs_one_experiment_per_value_and_resumes(box, tmp
         with np.load(directory / "runs" / "lsc_and-rloo-kl0.2" / "judged" / f"step_{checkpoint['step']}.npz") as judged:
             np.testing.assert_array_equal(checkpoint["samples"]["judge"], judged["judge"])
 
+    # A kept file cut short (as by a crash of an older version mid-write: writes are atomic now) is
+    # named and recomputed, never trusted: the run starts over and its results come out the same.
+    damaged = tmp_path / "runs_0_.kl_coef=0.5"
+    before = json.loads((damaged / "report" / "results.json").read_text())["runs"][0]["checkpoints"]
+    result_file = damaged / "runs" / "lsc_and-rloo-kl0.2" / "result.json"
+    result_file.write_text(result_file.read_text()[:100])
+    redone = _train("--config", "config:smoke", "--config", "set:runs[0].kl_coef=0.5", "--workdir", str(damaged), cache=cache)
+    assert redone.returncode == 0, redone.stderr[-3000:]
+    assert f"[experiment] {result_file} is damaged (truncated or not JSON" in redone.stdout
+    assert "run lsc_and-rloo-kl0.2 starts over" in redone.stdout
+    assert json.loads((damaged / "report" / "results.json").read_text())["runs"][0]["checkpoints"] == before
+
     # Another config in that directory is an error naming what differs, never a silent reuse.
     changed = _train("--config", "config:smoke", "--config", "set:runs[0].kl_coef=0.1", "--config", "set:learner.num_steps=3",
                      "--workdir", str(directory), cache=cache)

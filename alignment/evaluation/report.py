@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from alignment import files
+
 from alignment.evaluation.claims import ClaimResult, arms, check_claims, checkpoint_kl
 from alignment.evaluation.decide import HELD, INCONCLUSIVE, KL_GRID, NOT_HELD, NOT_IN_REGIME, NOT_TESTED
 from alignment.evaluation.results import (
@@ -499,5 +501,5 @@ def write_report(results: Mapping, out_dir: str | Path) -> dict[str, Path]:
     }
     paths = save_results(payload, out_dir)
     paths["report"] = out_dir / "report.md"
-    paths["report"].write_text(_markdown(results, claims, plots, skipped))
+    files.write_text(paths["report"], _markdown(results, claims, plots, skipped))
     return {**paths, **plots}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from alignment import files
+
 from alignment.evaluation.stats import Estimate, as_estimate, frontier
 
 DEFAULT_REFERENCE = {"method": "empirical", "quantile": 0.85}
@@ -207,10 +209,10 @@ def save_results(results: Mapping, directory: str | Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     tree, arrays = split_arrays(results)
     paths = {"results": directory / RESULTS_FILE}
-    paths["results"].write_text(json.dumps(to_jsonable(tree), separators=(",", ":"), allow_nan=False) + "\n")  # compact: every checkpoint of every run
+    files.write_text(paths["results"], json.dumps(to_jsonable(tree), separators=(",", ":"), allow_nan=False) + "\n")  # compact: every checkpoint of every run
     samples = directory / SAMPLES_FILE
     if arrays:
-        np.savez_compressed(samples, **arrays)
+        files.write_npz(samples, **arrays)
         paths["samples"] = samples
     elif samples.exists():
         samples.unlink()  # a stale file from an earlier write would not match this results.json
@@ -229,7 +231,7 @@ def load_results(directory: str | Path) -> dict:
     path = Path(directory)
     if path.is_dir():
         path = path / RESULTS_FILE
-    tree = json.loads(path.read_text())
+    tree = files.read_json(path)
     samples = path.parent / SAMPLES_FILE
     arrays = dict(np.load(samples, allow_pickle=False)) if samples.is_file() else {}
 

@@ -25,7 +25,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from alignment.experiment.outputs import copy_module, json_default, write_json
+from alignment.experiment.outputs import copy_module, write_json
+from alignment.files import DamagedFileError, json_default, read_json
 from alignment.experiment.spec import Experiment, RewardModelSpec
 from alignment.experiment.tasks import RewardBatches, TaskData
 from alignment.models.decoder import Decoder
@@ -83,8 +84,12 @@ def fit_reward_model(kind: str, policy: Decoder, properties: Sequence[str], spec
                  **({"task": dataclasses.asdict(pairs_from)} if pairs_from is not None else {})}
     record = path.parent / f"{path.name}.made_with.json"
     if path.is_dir():
-        check_made_with(record, made_with)
-        return restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
+        try:
+            check_made_with(record, made_with)
+            return restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
+        except DamagedFileError as error:  # never trusted: the model is trained again
+            print(f"[experiment] {error}: training {path.name} again", flush=True)
+            shutil.rmtree(path)
     def train() -> nnx.Module:
         trainer = RewardModelTrainer(model, dataclasses.replace(spec.train, objective=kind), properties=properties, mesh=mesh)
         trainer.fit(batches(spec, properties), progress=progress)
@@ -125,7 +130,7 @@ def check_made_with(record: Path, made_with: dict) -> None:
     if not record.is_file():
         raise ValueError(f"{record.parent} holds outputs without {record.name}: they cannot be checked against this config; "
                          "use a new workdir or delete them")
-    stored, current = json.loads(record.read_text()), json.loads(json.dumps(made_with, default=json_default))
+    stored, current = read_json(record), json.loads(json.dumps(made_with, default=json_default))
     differ = sorted(_differences(stored, current))
     if differ:
         raise ValueError(f"{record.parent} was made with another config (differs at {', '.join(differ[:8])}); "

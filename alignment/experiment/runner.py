@@ -29,7 +29,9 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +43,9 @@ from flax import nnx
 from alignment import evaluation
 from alignment.experiment.gpm_checks import gpm_checks as measure_gpm_claims
 from alignment.experiment.probes import measure_probes
-from alignment.experiment.outputs import copy_module, json_default, write_json
+from alignment.experiment.outputs import copy_module, write_json
+from alignment import files
+from alignment.files import DamagedFileError, json_default, read_json
 from alignment.experiment.reward_models import Proxies, check_made_with, train_judge, train_reward_models
 from alignment.experiment.spec import Experiment, RunSpec, SandboxTask
 from alignment.experiment.tasks import TaskData, prepare_task
@@ -274,22 +278,37 @@ class Pipeline:
         if run.seeds is not None and len(run.seeds) > 1:
             raise ValueError(f"run {run.name!r} has seeds {run.seeds}: align each of run.repeated() (Experiment.learner_runs)")
         directory = self.workdir / "runs" / run.name
-        done = directory / "result.json"
-        made_with = self._made_with(run)
-        if directory.is_dir():
-            check_made_with(directory / "made_with.json", made_with)
-        else:
-            directory.mkdir(parents=True)
-            write_json(directory / "made_with.json", made_with)
-        if done.is_file():
-            result = json.loads(done.read_text())
-            self.reused.append(run.name)
-        else:
+        try:
+            result, checkpoints = self._reused_result(directory, self._made_with(run))
+        except DamagedFileError as error:  # never trusted: the run is recomputed
+            print(f"[experiment] {error}: run {run.name} starts over", flush=True)
+            if distributed.is_primary():
+                shutil.rmtree(directory)
+            result, checkpoints = self._reused_result(directory, self._made_with(run))
+        if result is None:
             result = self._train_and_judge(run, directory)
-        result["checkpoints"] = [self._checkpoint_record(result["optimised"], c["step"], c["samples"])
-                                 for c in attach_samples(directory, result["checkpoints"])]
+            checkpoints = attach_samples(directory, result["checkpoints"])
+        else:
+            self.reused.append(run.name)
+        result["checkpoints"] = [self._checkpoint_record(result["optimised"], c["step"], c["samples"]) for c in checkpoints]
         self.run_results[run.name] = result
         return result
+
+    def _reused_result(self, directory: Path, made_with: dict) -> tuple[dict | None, list[dict]]:
+        """A finished run's stored result and checkpoint records with their arrays, or
+        ``(None, [])`` when it has not finished (its directory is made, with its ``made_with.json``,
+        if there is none). ``DamagedFileError`` when a kept file of the run cannot be read."""
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+            write_json(directory / "made_with.json", made_with)
+            return None, []
+        check_made_with(directory / "made_with.json", made_with)
+        if (directory / "evaluations.json").is_file():
+            read_json(directory / "evaluations.json")  # an interrupted run resumes from it: it must parse
+        if not (directory / "result.json").is_file():
+            return None, []
+        result = read_json(directory / "result.json")
+        return result, attach_samples(directory, result["checkpoints"])
 
     def _made_with(self, run: RunSpec) -> dict:
         """What a run's outputs depend on: checked before they are reused."""
@@ -317,7 +336,7 @@ class Pipeline:
             learner = Learner(copy_module(task.policy), task.policy, task.tokenizer, reward_fns, task.alignment_chats,
                               {p: references[p] for p in properties}, config, value_model=value, mesh=self.mesh, workdir=directory)
             evaluations_file = directory / "evaluations.json"
-            evaluations = json.loads(evaluations_file.read_text()) if evaluations_file.is_file() else []
+            evaluations = read_json(evaluations_file) if evaluations_file.is_file() else []
             if any(path.name.isdigit() for path in (directory / "checkpoints").glob("*")):
                 learner.restore()  # an interrupted run continues from its last checkpoint
             evaluations = [e for e in evaluations if e["step"] <= learner.step]
@@ -386,7 +405,10 @@ class Pipeline:
             return None
         path = self.workdir / "gpm_checks.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            try:
+                return read_json(path)
+            except DamagedFileError as error:
+                print(f"[experiment] {error}: measuring the GPM claims again", flush=True)
         task, gpm = self.task, self.proxies["gpm"][0]
         n = min(GPM_CHECK_PROMPTS, len(task.eval_chats))
         heldout = None if task.heldout_batches is None else [b for _, b in task.heldout_batches(self.experiment.reward_models, gpm.properties)]
@@ -454,9 +476,20 @@ def run_experiment(experiment: Experiment, workdir: str | Path, *, cache_dir: st
 
 
 def _history(path: Path) -> list[dict]:
+    """The learner's logged steps (``metrics.jsonl``); a last line cut off by a kill mid-write is
+    left out, and said so; any other unparsable line is a ``DamagedFileError`` naming it."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number < len(lines):
+                raise DamagedFileError(f"{path}:{number} is damaged ({error})") from error
+            print(f"[experiment] {path}:{number}: an incomplete last line (a write cut off) is left out", flush=True)
+    return records
 
 
 def _training_summary(history: list[dict]) -> dict[str, float]:
@@ -469,7 +502,7 @@ def save_samples(directory: Path, step: int, samples: dict[str, np.ndarray]) -> 
     """A judged checkpoint's per-prompt, per-sample arrays: ``<run>/judged/step_<step>.npz``."""
     if distributed.is_primary():
         (directory / "judged").mkdir(exist_ok=True)
-        np.savez_compressed(directory / "judged" / f"step_{step}.npz", **samples)
+        files.write_npz(directory / "judged" / f"step_{step}.npz", **samples)
 
 
 def attach_samples(directory: Path, evaluations: list[dict]) -> list[dict]:
@@ -479,8 +512,11 @@ def attach_samples(directory: Path, evaluations: list[dict]) -> list[dict]:
         path = directory / "judged" / f"step_{record['step']}.npz"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: the judged samples of step {record['step']} are missing; delete {directory} to rerun it")
-        with np.load(path, allow_pickle=False) as arrays:
-            out.append({**record, "samples": {name: arrays[name] for name in arrays.files}})
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                out.append({**record, "samples": {name: arrays[name] for name in arrays.files}})
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise DamagedFileError(f"{path} is damaged ({error!r})") from error
     return out
 
 

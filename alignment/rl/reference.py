@@ -38,13 +38,11 @@ request (a truncated file, wrong shapes) is a miss, recomputed and rewritten, wi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -55,7 +53,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from alignment import rewards
+from alignment import files, rewards
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
 from alignment.rl.rollout import encode_prompts, sample_groups
@@ -357,18 +355,6 @@ def _read_entry(path: Path | None, expected: Mapping[str, tuple[tuple[int, ...],
 
 
 def _write_entry(path: Path | None, **arrays: np.ndarray) -> None:
-    """Writes ``arrays`` to ``path`` atomically (a temporary file, then ``os.replace``)."""
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Writes ``arrays`` to ``path`` atomically (``alignment.files.write_npz``)."""
+    if path is not None:
+        files.write_npz(path, compressed=False, **arrays)

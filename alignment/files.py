@@ -1,0 +1,73 @@
+"""Files written so that a kill never leaves half of one: every JSON, text and array file that
+the library keeps goes through ``atomic_write`` (a temporary file beside the target, flushed to
+disk, then renamed over it), so a reader finds the previous file or none, never a truncated one.
+``read_json`` names the file of a leftover that does not parse instead of raising a bare
+``JSONDecodeError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+class DamagedFileError(ValueError):
+    """A kept file that cannot be read back (truncated, or not what was written)."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """A file object whose contents replace ``path`` when the block ends without an error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, mode) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_write(path) as out:
+        out.write(text)
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    """``value`` as indented JSON (NumPy scalars and arrays, and objects with ``to_json``, included)."""
+    write_text(path, json.dumps(value, default=json_default, indent=1))
+
+
+def write_npz(path: str | Path, compressed: bool = True, **arrays: np.ndarray) -> None:
+    with atomic_write(path, "wb") as out:
+        (np.savez_compressed if compressed else np.savez)(out, **arrays)
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``; ``DamagedFileError`` naming the file when it does not parse."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DamagedFileError(f"{path} is damaged (truncated or not JSON: {error})") from error
+
+
+def json_default(value):
+    """JSON for NumPy scalars and arrays and for objects with a ``to_json`` method."""
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
