@@ -28,6 +28,9 @@ from alignment import configs
 from alignment.configs.experiments import PPO_OVERRIDES, sandbox_learner, utility
 from alignment.experiment import Pipeline, RunSpec
 
+CLASSIC = ("ppo", "rloo", "grpo")  # test_rl_sandbox.py
+SUCCESSORS = ("dr_grpo", "dapo", "gspo", "reinforce_pp")  # test_rl_sandbox_successors.py
+
 
 def sandbox_pipeline(box, directory, algorithms):
     """The pipeline of one 20-step LSC AND run per algorithm (the same experiment, runs aside, for every group)."""

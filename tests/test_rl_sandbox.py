@@ -4,11 +4,11 @@ pi_0 judged against an independent draw of itself."""
 
 import numpy as np
 import pytest
-from sandbox_learners import check_learner, sandbox_pipeline
+from sandbox_learners import CLASSIC, check_learner, sandbox_pipeline
 
 from alignment import evaluation
 
-LEARNERS = ("ppo", "rloo", "grpo")
+LEARNERS = CLASSIC
 
 
 @pytest.fixture(scope="module")

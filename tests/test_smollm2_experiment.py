@@ -14,7 +14,7 @@ from flax import nnx
 
 from alignment import configs, data, evaluation, sandbox
 from alignment.experiment import Experiment, Pipeline, PretrainedTask, RewardModelSpec, RunSpec, prepare_task
-from alignment.experiment import runner, tasks
+from alignment.experiment import reward_models, tasks
 from alignment.models import Decoder, get_config
 from alignment.models.loaders.checkpoint import save_params
 from alignment.sandbox.tokenizer import CHATML_TEMPLATE, IM_END, IM_START, PAD
@@ -108,7 +108,7 @@ def test_the_judge_is_a_reward_model_trained_once_and_kept(tiny, shared_data, tm
     assert scores.shape == (3, 2) and np.isfinite(scores).all()
     assert (tmp_path / "reward_models" / "judge").is_dir()
 
-    monkeypatch.setattr(runner, "RewardModelTrainer", lambda *a, **k: pytest.fail("the judge was trained again"))
+    monkeypatch.setattr(reward_models, "RewardModelTrainer", lambda *a, **k: pytest.fail("the judge was trained again"))
     again = Pipeline(experiment, tmp_path, progress=False).task
     np.testing.assert_allclose(again.judge(task.eval_chats[:3], ["Yes.", "No.", "Maybe."]), scores, rtol=1e-5)
 
