@@ -150,6 +150,40 @@ def test_non_finite_rewards_stop_the_run_and_leave_parameters_finite():
         np.testing.assert_array_equal(x, y)
 
 
+def _nan_at(steps, rows_per_step=16):
+    """A reward that is NaN for one response of each step in ``steps`` (1-based) and finite elsewhere."""
+    calls = {"n": 0}
+
+    def reward(chat, response):
+        calls["n"] += 1
+        step = (calls["n"] - 1) // rows_per_step + 1
+        nan = step in steps and (calls["n"] - 1) % rows_per_step == 0
+        return {"score": float("nan") if nan else pseudo_reward(chat, response)["score"]}
+
+    return rl.FunctionReward(reward, ("score",))
+
+
+def test_the_skip_policy_drops_non_finite_batches_counts_them_and_stops_after_too_many_in_a_row(capsys):
+    learner = _learner(_config(non_finite="skip", num_steps=5), reward_fn=_nan_at({2, 4}))
+    snapshots = []
+    for _ in range(5):
+        learner.train_step()
+        learner.flush()
+        snapshots.append(_params(learner))
+    assert [h["update_skipped"] for h in learner.history] == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert all(np.isfinite(x).all() for params in snapshots for x in params)
+    for skipped, before in ((1, 0), (3, 2)):  # a skipped step leaves the parameters as they were
+        for x, y in zip(snapshots[before], snapshots[skipped]):
+            np.testing.assert_array_equal(x, y)
+    assert not all(np.array_equal(x, y) for x, y in zip(snapshots[1], snapshots[2]))  # the next step updates again
+    assert "step 2: non-finite reward 'score', utility, loss, gradients" in capsys.readouterr().out
+
+    learner = _learner(_config(non_finite="skip", max_skips_in_a_row=2, num_steps=5), reward_fn=_nan_at({2, 3}))
+    with pytest.raises(FloatingPointError, match=r"step 3: .*; 2 steps in a row were skipped \(max_skips_in_a_row=2\): stopping"):
+        learner.run(progress=False)
+    assert all(np.isfinite(x).all() for x in _params(learner))
+
+
 def test_lsc_shrinks_the_gradient_weight_of_responses_above_the_reference():
     """Claim 1 of Wang et al. (arXiv 2402.00742): du/dr = sigmoid(r_ref - r) vanishes above r_ref.
 
@@ -178,6 +212,8 @@ def test_config_errors_name_the_valid_choices():
         rl.LearnerConfig(algorithm="reinforce")
     with pytest.raises(ValueError, match="num_samples >= 2"):
         rl.LearnerConfig(algorithm="rloo", num_samples=1)
+    with pytest.raises(ValueError, match="unknown non_finite 'ignore'; valid: stop, skip"):
+        rl.LearnerConfig(non_finite="ignore")
     with pytest.raises(ValueError, match="needs references"):
         rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS, None, _config())
     with pytest.raises(ValueError, match="longer than max_prompt_length=4"):

@@ -16,6 +16,7 @@ from alignment.training import optimizers
 from alignment.training.optimizers import SCHEDULES
 
 KL_PLACEMENTS = ("reward", "loss")
+NON_FINITE_POLICIES = ("stop", "skip")
 
 
 
@@ -53,6 +54,11 @@ class LearnerConfig:
         norm clipping, linear warm-up then a constant, cosine or linear schedule over
         ``num_steps`` (learner steps; the optimizer steps ``epochs * minibatches`` per step).
       num_steps, seed, log_every, checkpoint_every: the run (``checkpoint_every=0``: only at the end).
+      non_finite, max_skips_in_a_row: what a step with a non-finite reward, utility, loss or
+        gradient does (its update is skipped either way, so the parameters stay finite): "stop"
+        the run with an error naming the step and the source, or "skip" the batch, count it
+        (``update_skipped`` in the metrics) and go on, stopping after ``max_skips_in_a_row``
+        such steps in a row.
     """
 
     algorithm: str = "rloo"
@@ -91,10 +97,12 @@ class LearnerConfig:
     seed: int = 0
     log_every: int = 1
     checkpoint_every: int = 0
+    non_finite: str = "stop"
+    max_skips_in_a_row: int = 3
 
     def __post_init__(self):
         algorithm = get_algorithm(self.algorithm)
-        for name, valid in (("kl_in", KL_PLACEMENTS), ("schedule", SCHEDULES)):
+        for name, valid in (("kl_in", KL_PLACEMENTS), ("schedule", SCHEDULES), ("non_finite", NON_FINITE_POLICIES)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
         if self.num_samples < algorithm.min_samples:
@@ -112,6 +120,8 @@ class LearnerConfig:
             )
         if self.kl_target is not None and not self.kl_target > 0:
             raise ValueError(f"kl_target must be > 0 (or None for a fixed coefficient), got {self.kl_target}")
+        if self.max_skips_in_a_row < 1:
+            raise ValueError(f"max_skips_in_a_row must be >= 1, got {self.max_skips_in_a_row}")
         if not 0 <= self.warmup_steps <= self.num_steps:
             raise ValueError(f"need 0 <= warmup_steps <= num_steps, got {self.warmup_steps} and {self.num_steps}")
 

@@ -161,6 +161,8 @@ class Learner:
         self._unchecked: list[tuple[int, dict]] = []  # (step, device flags) not yet fetched
         self._unlogged: list[tuple[int, dict, dict]] = []  # (step, device metrics, host timings)
         self.history: list[dict[str, float]] = []
+        self._skipped: set[int] = set()  # steps whose update a non-finite value skipped (non_finite="skip")
+        self._skips_in_a_row = 0
 
     # ----------------------------------------------------------------------------- setup
 
@@ -319,6 +321,8 @@ class Learner:
         fetched = to_host([metrics for _, metrics, _ in self._unlogged])
         for (step, _, times), metrics in zip(self._unlogged, fetched):
             record = {"step": step, **{k: float(v) for k, v in metrics.items()}, **times}
+            if self.config.non_finite == "skip":
+                record["update_skipped"] = float(step in self._skipped)
             self.history.append(record)
             if self._writer is not None:
                 self._writer.write(step, {k: v for k, v in record.items() if k != "step"})
@@ -326,7 +330,9 @@ class Learner:
         return self.history[-1] if self.history else {}
 
     def _check_flags(self) -> None:
-        """Raises ``FloatingPointError`` for the first step whose rewards, utility, loss or gradients were not finite."""
+        """Applies the non-finite policy to the steps whose rewards, utility, loss or gradients
+        were not finite: ``FloatingPointError`` for the first of them ("stop"), or for the
+        ``max_skips_in_a_row``-th skipped step in a row ("skip")."""
         if not self._unchecked:
             return
         fetched = to_host([flags for _, flags in self._unchecked])
@@ -336,10 +342,19 @@ class Learner:
             # Causes before effects: rewards, then the utility, the loss and the gradients.
             order = ["reward", "utility", "loss", "gradients"]
             bad = sorted((source for source, flag in flags.items() if bool(flag)), key=lambda s: order.index(s.split()[0]))
-            if bad:
-                raise FloatingPointError(
-                    f"step {step}: non-finite {', '.join(bad)}; that step's update was skipped, the parameters are finite"
-                )
+            if not bad:
+                self._skips_in_a_row = 0
+                continue
+            message = f"step {step}: non-finite {', '.join(bad)}; that step's update was skipped, the parameters are finite"
+            if self.config.non_finite == "stop":
+                raise FloatingPointError(message)
+            self._skipped.add(step)
+            self._skips_in_a_row += 1
+            if self._skips_in_a_row >= self.config.max_skips_in_a_row:
+                raise FloatingPointError(f"{message}; {self._skips_in_a_row} steps in a row were skipped "
+                                         f"(max_skips_in_a_row={self.config.max_skips_in_a_row}): stopping")
+            if is_primary():
+                print(f"[learner] {message} (non_finite='skip': {self._skips_in_a_row} in a row)", flush=True)
 
     # ----------------------------------------------------------------------------- checkpoints
 
