@@ -12,7 +12,9 @@ its fully resolved config (``config.json``, Fiddle's serialisation, and ``config
 line per field) before anything runs. An override of a base learner field that a run sets
 itself (every named experiment sets each run's ``kl_coef``, ``utility`` and ``algorithm``) would
 not reach that run, so it is refused before anything runs, naming the run and the field;
-override the run's own field instead (``set:runs[0].kl_coef=0.1``). Several processes
+override the run's own field instead (``set:runs[0].kl_coef=0.1``). On SIGTERM the running
+learner stops after its current step, saves a checkpoint, and the command exits with 143 and a
+line saying so; the same command again resumes there. Several processes
 (``launch/multihost.py``, a TPU pod) each run this same command.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import fiddle as fdl
@@ -32,6 +35,9 @@ from fiddle.experimental import serialization
 from alignment import configs
 from alignment.experiment import Experiment, run_experiment, use_compilation_cache
 from alignment.parallel import distributed
+from alignment.training import preemption
+
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a process killed by it would report
 
 _CONFIG = fdl_flags.DEFINE_fiddle_sweep(
     "config", default_module=configs, help="config:NAME, then any set:, fiddler: and sweep: commands (Fiddle)."
@@ -83,6 +89,7 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint at INFO
+    preemption.install()  # SIGTERM from here on stops the running learner at its next step, saved
     use_compilation_cache(_COMPILATION_CACHE.value)
     distributed.initialize()
     items = _CONFIG.value
@@ -105,7 +112,11 @@ def main(argv) -> None:
         directory = run_directory(Path(_WORKDIR.value), dict(item.overrides_applied), len(items) > 1)
         if distributed.is_primary():
             write_resolved_config(item.config, directory)
-        run_experiment(experiment, directory, cache_dir=_SANDBOX_CACHE.value, progress=_PROGRESS.value)
+        try:
+            run_experiment(experiment, directory, cache_dir=_SANDBOX_CACHE.value, progress=_PROGRESS.value)
+        except preemption.Preempted as stop:
+            print(f"[experiment] preempted: the learner {stop}", flush=True)
+            sys.exit(PREEMPTED_EXIT_CODE)
         print(f"[experiment] report: {directory / 'report' / 'report.md'}", flush=True)
 
 

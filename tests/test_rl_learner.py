@@ -3,6 +3,8 @@ registered algorithm, microbatches that do not change the update, one compiled p
 phase, non-finite rewards, and the LSC transform's gradient shape in the metrics."""
 
 import hashlib
+import os
+import signal
 import statistics
 
 import jax
@@ -15,6 +17,7 @@ from alignment import rl, sandbox
 from alignment.models import Decoder, get_config
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, gpm_score
 from alignment.parallel import make_mesh
+from alignment.training import preemption
 
 TOKENIZER = sandbox.sandbox_tokenizer()
 CHATS = [sandbox.policy.messages(p) for p in sandbox.all_prompts()[:16]]
@@ -122,6 +125,36 @@ def test_dapo_drops_groups_whose_samples_score_the_same():
         logged[algorithm] = learner.flush()
     assert logged["dapo"]["filtered_groups"] == pytest.approx(0.5)
     assert "filtered_groups" not in logged["grpo"] and logged["dapo"]["overlong_penalty"] <= 0.0
+
+
+def test_sigterm_stops_before_the_next_step_with_a_checkpoint_and_the_restart_continues_exactly(tmp_path):
+    """A preempted job gets SIGTERM: here the reward function sends it to this process during
+    step 2, the learner finishes that step, saves and raises ``Preempted``; a new learner
+    restores step 2 and ends where an uninterrupted run ends."""
+    config = _config(num_steps=3)
+    straight = _learner(config)
+    straight.run(progress=False)
+
+    def reward(chat, response, calls=[0]):
+        calls[0] += 1
+        if calls[0] == 16 + 1:  # the first response of step 2
+            os.kill(os.getpid(), signal.SIGTERM)
+        return pseudo_reward(chat, response)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        first = _learner(config, workdir=tmp_path, reward_fn=rl.FunctionReward(reward, ("score",)))
+        with pytest.raises(preemption.Preempted, match="stopped on SIGTERM after step 2; a checkpoint was saved there"):
+            first.run(progress=False)
+        first.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        preemption.clear()
+    resumed = _learner(config, workdir=tmp_path)
+    assert resumed.restore() == 2
+    resumed.run(progress=False)
+    for x, y in zip(_params(straight), _params(resumed)):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_one_compiled_program_per_phase():

@@ -341,9 +341,9 @@ class Pipeline:
                 learner.restore()  # an interrupted run continues from its last checkpoint
             evaluations = [e for e in evaluations if e["step"] <= learner.step]
             for stop in experiment.evaluation.judged_steps(config.num_steps):
-                if stop <= learner.step:
-                    continue
-                learner.run(stop, progress=self.progress)
+                if stop < learner.step or any(e["step"] == stop for e in evaluations):
+                    continue  # judged before, or passed (a checkpoint between two judged steps)
+                learner.run(stop, progress=self.progress)  # nothing to run when it stopped here before being judged
                 samples = self.judge(learner.trainable.policy, run.name, stop).arrays()
                 save_samples(directory, stop, samples)
                 evaluations.append(self._checkpoint_record(properties, stop, samples))

@@ -58,6 +58,7 @@ from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, reference
 from alignment.rl.rollout import encode_prompts, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler
+from alignment.training import preemption
 from alignment.training.checkpointing import Checkpoints
 from alignment.training.metrics import MetricsWriter
 from alignment.training.steps import make_train_step, pin_to_mesh
@@ -296,12 +297,21 @@ class Learner:
 
     def run(self, num_steps: int | None = None, *, progress: bool = True) -> list[dict[str, float]]:
         """Trains until ``num_steps`` (default ``config.num_steps``) steps are done; returns the
-        logged metrics of every step (also in ``history``)."""
+        logged metrics of every step (also in ``history``). On SIGTERM it stops before its next
+        step, saves a checkpoint (with a ``workdir``) and raises
+        ``alignment.training.preemption.Preempted``."""
         c = self.config
         total = c.num_steps if num_steps is None else num_steps
         self._open_outputs()
+        preemption.install()
         bar = tqdm(total=total, initial=self.step, disable=not progress or not is_primary(), desc=f"{c.algorithm} learner")
         while self.step < total:
+            if preemption.requested():  # before a step: what ran until now (e.g. judging) is kept
+                bar.close()
+                self.flush()
+                if self.workdir is not None and self.step not in self._checkpoints.steps:
+                    self.save()
+                raise preemption.Preempted(self.step, saved=self.workdir is not None)
             self.train_step()
             bar.update(1)
             if self.step % c.log_every == 0 or self.step == total:
