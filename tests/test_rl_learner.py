@@ -18,6 +18,7 @@ from alignment.models import Decoder, get_config
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, gpm_score
 from alignment.parallel import make_mesh
 from alignment.training import preemption
+from alignment.training.checkpointing import DamagedCheckpointsError
 
 TOKENIZER = sandbox.sandbox_tokenizer()
 CHATS = [sandbox.policy.messages(p) for p in sandbox.all_prompts()[:16]]
@@ -155,6 +156,38 @@ def test_sigterm_stops_before_the_next_step_with_a_checkpoint_and_the_restart_co
     resumed.run(progress=False)
     for x, y in zip(_params(straight), _params(resumed)):
         np.testing.assert_array_equal(x, y)
+
+
+def _damage(step_directory):
+    """Truncates every file of a checkpoint step's arrays to half its size."""
+    for path in (step_directory / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_restored(tmp_path, capsys):
+    config = _config(num_steps=3, checkpoint_every=1)
+    straight = _learner(config, workdir=tmp_path / "straight")
+    straight.run(progress=False)
+    straight.close()
+    first = _learner(config, workdir=tmp_path / "run")
+    first.run(progress=False)
+    first.close()
+    _damage(tmp_path / "run" / "checkpoints" / "3")
+
+    resumed = _learner(config, workdir=tmp_path / "run")
+    assert resumed.restore() == 2
+    logged = capsys.readouterr().out
+    assert f"damaged checkpoints in {tmp_path / 'run' / 'checkpoints'}: step 3 (" in logged and "restored step 2 instead" in logged
+    resumed.run(progress=False)  # step 3 again, as the uninterrupted run took it
+    resumed.close()
+    for x, y in zip(_params(straight), _params(resumed)):
+        np.testing.assert_array_equal(x, y)
+
+    for step in (1, 2, 3):
+        _damage(tmp_path / "run" / "checkpoints" / str(step))
+    with pytest.raises(DamagedCheckpointsError, match=r"no checkpoint in .*checkpoints restores: step 3 \(.*; step 2 \(.*; step 1 \("):
+        _learner(config, workdir=tmp_path / "run").restore()
 
 
 def test_one_compiled_program_per_phase():

@@ -286,7 +286,14 @@ class Pipeline:
                 shutil.rmtree(directory)
             result, checkpoints = self._reused_result(directory, self._made_with(run))
         if result is None:
-            result = self._train_and_judge(run, directory)
+            try:
+                result = self._train_and_judge(run, directory)
+            except DamagedFileError as error:  # e.g. no checkpoint of an interrupted run restores
+                print(f"[experiment] {error}: run {run.name} starts over", flush=True)
+                if distributed.is_primary():
+                    shutil.rmtree(directory)
+                self._reused_result(directory, self._made_with(run))
+                result = self._train_and_judge(run, directory)
             checkpoints = attach_samples(directory, result["checkpoints"])
         else:
             self.reused.append(run.name)
@@ -338,7 +345,11 @@ class Pipeline:
             evaluations_file = directory / "evaluations.json"
             evaluations = read_json(evaluations_file) if evaluations_file.is_file() else []
             if any(path.name.isdigit() for path in (directory / "checkpoints").glob("*")):
-                learner.restore()  # an interrupted run continues from its last checkpoint
+                try:
+                    learner.restore()  # an interrupted run continues from its newest checkpoint that restores
+                except DamagedFileError:
+                    learner.close()
+                    raise
             evaluations = [e for e in evaluations if e["step"] <= learner.step]
             for stop in experiment.evaluation.judged_steps(config.num_steps):
                 if stop < learner.step or any(e["step"] == stop for e in evaluations):

@@ -387,14 +387,22 @@ class Learner:
         self._checkpoints.save(self.step, self._state(), {"step": self.step, "position": self.position}, wait=True)
 
     def restore(self, step: int | None = None) -> int:
-        """Loads the state of ``step`` (default: the latest checkpoint in ``workdir``) onto the
-        current placement; the next ``train_step`` continues the run exactly. Returns the step."""
+        """Loads the state of ``step`` (default: the newest checkpoint in ``workdir`` that
+        restores; a damaged newer one is named on stdout and passed over) onto the current
+        placement; the next ``train_step`` continues the run exactly. Returns the step.
+        ``DamagedCheckpointsError`` when no checkpoint restores."""
         if self.workdir is None:
             raise ValueError("restore() needs a workdir: pass workdir=... to the Learner")
         self._open_outputs()
         state = self._state()
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-        restored, meta = self._checkpoints.restore(abstract, step)
+        if step is None:
+            restored, meta, found, damaged = self._checkpoints.restore_latest_good(abstract)
+            if damaged and is_primary():
+                print(f"[learner] damaged checkpoints in {self._checkpoints.directory}: {'; '.join(damaged)}; "
+                      f"restored step {found} instead", flush=True)
+        else:
+            restored, meta = self._checkpoints.restore(abstract, step)
         nnx.update((self.trainable, self.optimizer), restored["model"])
         self.kl_coef = restored["kl_coef"]
         self.key = jax.random.wrap_key_data(restored["rng"])

@@ -27,6 +27,12 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
+from alignment.files import DamagedFileError
+
+
+class DamagedCheckpointsError(DamagedFileError):
+    """No checkpoint of a run could be restored (each step's error is in the message)."""
+
 
 class Checkpoints:
     def __init__(self, directory: str | Path, max_to_keep: int | None = 3):
@@ -61,6 +67,20 @@ class Checkpoints:
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
         )
         return restored["state"], restored["meta"]
+
+    def restore_latest_good(self, abstract_state: Any) -> tuple[Any, dict, int, list[str]]:
+        """The newest checkpoint that restores: ``(state, meta, step, damaged)``, ``damaged``
+        naming each newer step that did not restore and why (a truncated array file, a missing
+        metadata file). ``DamagedCheckpointsError`` when none restores."""
+        damaged = []
+        for step in sorted(self.steps, reverse=True):
+            try:
+                state, meta = self.restore(abstract_state, step)
+            except Exception as error:  # Orbax and TensorStore raise many kinds for a damaged file
+                damaged.append(f"step {step} ({type(error).__name__}: {str(error)[:200]})")
+                continue
+            return state, meta, step, damaged
+        raise DamagedCheckpointsError(f"no checkpoint in {self.directory} restores: " + ("; ".join(damaged) or "there are none"))
 
     def close(self) -> None:
         self._manager.wait_until_finished()
