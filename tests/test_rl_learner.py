@@ -328,3 +328,16 @@ def test_a_gpm_scores_against_fixed_base_opponents():
     learner = _learner(_config(utility=rl.Utility("identity", "sum")), reward_fn=group.against(CHATS, [base[0]] * len(CHATS)))
     learner.run(1, progress=False)
     assert np.isfinite(learner.history[-1]["loss"])
+
+
+def test_gradient_norm_spikes_are_flagged_against_the_recent_median():
+    from alignment.rl.learner import gradient_spike
+
+    steady = [1.0, 1.2, 0.9, 1.1, 1.0, 0.95]
+    assert gradient_spike(steady, 11.0, 10.0) == pytest.approx(11.0)
+    assert gradient_spike(steady, 9.0, 10.0) is None
+    assert gradient_spike(steady[:4], 100.0, 10.0) is None  # no baseline yet
+    assert gradient_spike([*steady, float("nan")], 50.0, 10.0) == pytest.approx(50.0)  # a skipped step's NaN is left out
+    learner = _learner(_config(num_steps=2))
+    learner.run(progress=False)
+    assert [h["grad_spike"] for h in learner.history] == [0.0, 0.0]

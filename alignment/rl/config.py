@@ -59,6 +59,8 @@ class LearnerConfig:
         the run with an error naming the step and the source, or "skip" the batch, count it
         (``update_skipped`` in the metrics) and go on, stopping after ``max_skips_in_a_row``
         such steps in a row.
+      grad_spike_factor: a step whose gradient norm exceeds this many times the median of the
+        previous ``SPIKE_WINDOW`` steps' is logged on stdout and as ``grad_spike`` (``None``: off).
     """
 
     algorithm: str = "rloo"
@@ -99,6 +101,7 @@ class LearnerConfig:
     checkpoint_every: int = 0
     non_finite: str = "stop"
     max_skips_in_a_row: int = 3
+    grad_spike_factor: float | None = 10.0
 
     def __post_init__(self):
         algorithm = get_algorithm(self.algorithm)

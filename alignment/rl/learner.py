@@ -63,6 +63,19 @@ from alignment.training.checkpointing import Checkpoints
 from alignment.training.metrics import MetricsWriter
 from alignment.training.steps import make_train_step, pin_to_mesh
 
+SPIKE_WINDOW = 20  # steps whose median gradient norm a new one is compared with
+
+
+def gradient_spike(previous: Sequence[float], grad_norm: float, factor: float) -> float | None:
+    """``grad_norm / median(previous[-SPIKE_WINDOW:])`` when that exceeds ``factor`` (a spike),
+    else ``None``; fewer than 5 previous finite norms are no baseline."""
+    recent = [g for g in previous[-SPIKE_WINDOW:] if np.isfinite(g)]
+    if len(recent) < 5 or not np.isfinite(grad_norm):
+        return None
+    ratio = grad_norm / max(float(np.median(recent)), 1e-12)
+    return ratio if ratio > factor else None
+
+
 class PromptStream:
     """Prompt indices in a fresh seeded permutation every epoch; the position is one integer.
 
@@ -333,6 +346,12 @@ class Learner:
             record = {"step": step, **{k: float(v) for k, v in metrics.items()}, **times}
             if self.config.non_finite == "skip":
                 record["update_skipped"] = float(step in self._skipped)
+            if self.config.grad_spike_factor is not None:
+                ratio = gradient_spike([h["grad_norm"] for h in self.history], record["grad_norm"], self.config.grad_spike_factor)
+                record["grad_spike"] = float(ratio is not None)
+                if ratio is not None and is_primary():
+                    print(f"[learner] step {step}: gradient norm {record['grad_norm']:.3g} is {ratio:.1f} times the median "
+                          f"of the last {min(len(self.history), SPIKE_WINDOW)} steps'", flush=True)
             self.history.append(record)
             if self._writer is not None:
                 self._writer.write(step, {k: v for k, v in record.items() if k != "step"})
