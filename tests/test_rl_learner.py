@@ -331,7 +331,7 @@ def test_a_gpm_scores_against_fixed_base_opponents():
 
 
 def test_gradient_norm_spikes_are_flagged_against_the_recent_median():
-    from alignment.rl.learner import gradient_spike
+    from alignment.training.metrics import gradient_spike
 
     steady = [1.0, 1.2, 0.9, 1.1, 1.0, 0.95]
     assert gradient_spike(steady, 11.0, 10.0) == pytest.approx(11.0)

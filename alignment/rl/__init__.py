@@ -16,7 +16,8 @@ from alignment.rl.algorithms import ALGORITHMS, Algorithm, get_algorithm, regist
 from alignment.rl.best_of_k import BestOfK, best_of_k, rerank
 from alignment.rl.kl import adaptive_coefficient, k1, k2, k3
 from alignment.rl.config import LearnerConfig
-from alignment.rl.learner import Learner, PromptStream
+from alignment.rl.learner import Learner
+from alignment.rl.rollout import PromptStream
 from alignment.rl.losses import clipped_surrogate, token_logprobs_and_entropy, value_loss
 from alignment.rl.lowering import LearnerLowering, lower_learner
 from alignment.rl.reference import (

@@ -60,7 +60,7 @@ class LearnerConfig:
         (``update_skipped`` in the metrics) and go on, stopping after ``max_skips_in_a_row``
         such steps in a row.
       grad_spike_factor: a step whose gradient norm exceeds this many times the median of the
-        previous ``SPIKE_WINDOW`` steps' is logged on stdout and as ``grad_spike`` (``None``: off).
+        previous ``alignment.training.metrics.SPIKE_WINDOW`` steps' is logged on stdout and as ``grad_spike`` (``None``: off).
     """
 
     algorithm: str = "rloo"

@@ -55,47 +55,13 @@ from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sha
 from alignment.rl import algorithms, kl
 from alignment.rl.config import LearnerConfig, make_optimizer
 from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, reference_pass, rollout_advantages, sampler_config
-from alignment.rl.rollout import encode_prompts, sample_groups
+from alignment.rl.rollout import PromptStream, encode_prompts, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler
 from alignment.training import preemption
 from alignment.training.checkpointing import Checkpoints
-from alignment.training.metrics import MetricsWriter
+from alignment.training.metrics import SPIKE_WINDOW, MetricsWriter, gradient_spike
 from alignment.training.steps import make_train_step, pin_to_mesh
-
-SPIKE_WINDOW = 20  # steps whose median gradient norm a new one is compared with
-
-
-def gradient_spike(previous: Sequence[float], grad_norm: float, factor: float) -> float | None:
-    """``grad_norm / median(previous[-SPIKE_WINDOW:])`` when that exceeds ``factor`` (a spike),
-    else ``None``; fewer than 5 previous finite norms are no baseline."""
-    recent = [g for g in previous[-SPIKE_WINDOW:] if np.isfinite(g)]
-    if len(recent) < 5 or not np.isfinite(grad_norm):
-        return None
-    ratio = grad_norm / max(float(np.median(recent)), 1e-12)
-    return ratio if ratio > factor else None
-
-
-class PromptStream:
-    """Prompt indices in a fresh seeded permutation every epoch; the position is one integer.
-
-    ``indices(position, count)`` are the prompts number ``position .. position + count - 1`` of
-    the endless stream, so a checkpoint only needs ``position`` to resume exactly.
-    """
-
-    def __init__(self, num_prompts: int, seed: int):
-        if num_prompts < 1:
-            raise ValueError("the learner needs at least one prompt")
-        self.num_prompts, self.seed = num_prompts, seed
-
-    def indices(self, position: int, count: int) -> np.ndarray:
-        out = []
-        while len(out) < count:
-            epoch, offset = divmod(position + len(out), self.num_prompts)
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_prompts)
-            out.extend(order[offset : offset + count - len(out)].tolist())
-        return np.asarray(out)
-
 
 class Learner:
     """Aligns ``policy`` to the utility of ``rewards`` with a KL penalty to ``reference``.

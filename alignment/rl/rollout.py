@@ -1,4 +1,5 @@
-"""Encoding prompts, sampling G responses per prompt and decoding them for the reward functions.
+"""The prompt stream, encoding prompts, sampling G responses per prompt and decoding them for
+the reward functions.
 
 ``encode_prompts`` applies the policy's chat template and checks every prompt against the one
 compiled prompt length (an error names how many are too long, the first and its length).
@@ -23,6 +24,27 @@ from flax import nnx
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
 from alignment.sampling import SampleOutput, Sampler
+
+
+class PromptStream:
+    """Prompt indices in a fresh seeded permutation every epoch; the position is one integer.
+
+    ``indices(position, count)`` are the prompts number ``position .. position + count - 1`` of
+    the endless stream, so a checkpoint only needs ``position`` to resume exactly.
+    """
+
+    def __init__(self, num_prompts: int, seed: int):
+        if num_prompts < 1:
+            raise ValueError("the learner needs at least one prompt")
+        self.num_prompts, self.seed = num_prompts, seed
+
+    def indices(self, position: int, count: int) -> np.ndarray:
+        out = []
+        while len(out) < count:
+            epoch, offset = divmod(position + len(out), self.num_prompts)
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_prompts)
+            out.extend(order[offset : offset + count - len(out)].tolist())
+        return np.asarray(out)
 
 
 def encode_chat(tokenizer: Tokenizer, chat) -> list[int]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +60,16 @@ class MetricsWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+SPIKE_WINDOW = 20  # steps whose median gradient norm a new one is compared with
+
+
+def gradient_spike(previous: Sequence[float], grad_norm: float, factor: float) -> float | None:
+    """``grad_norm / median(previous[-SPIKE_WINDOW:])`` when that exceeds ``factor`` (a spike),
+    else ``None``; fewer than 5 previous finite norms are no baseline."""
+    recent = [g for g in previous[-SPIKE_WINDOW:] if np.isfinite(g)]
+    if len(recent) < 5 or not np.isfinite(grad_norm):
+        return None
+    ratio = grad_norm / max(float(np.median(recent)), 1e-12)
+    return ratio if ratio > factor else None
