@@ -14,7 +14,7 @@ from typing import Any
 
 
 def values(path: str, choices: Sequence[Any]) -> list[dict[str, Any]]:
-    """One run per value of the config field at ``path`` (a ``set:``-style path, e.g. ``learner.kl_coef``)."""
+    """One run per value of the config field at ``path`` (a ``set:``-style path, e.g. ``runs[0].kl_coef`` or ``learner.num_steps``)."""
     if not choices:
         raise ValueError(f"sweep over {path!r} needs at least one value")
     return [{path: value} for value in choices]
