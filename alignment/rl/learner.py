@@ -313,7 +313,8 @@ class Learner:
             if self.config.non_finite == "skip":
                 record["update_skipped"] = float(step in self._skipped)
             if self.config.grad_spike_factor is not None:
-                ratio = gradient_spike([h["grad_norm"] for h in self.history], record["grad_norm"], self.config.grad_spike_factor)
+                ratio = gradient_spike([h["grad_norm"] for h in self.history[-SPIKE_WINDOW:]], record["grad_norm"],
+                                       self.config.grad_spike_factor)
                 record["grad_spike"] = float(ratio is not None)
                 if ratio is not None and is_primary():
                     print(f"[learner] step {step}: gradient norm {record['grad_norm']:.3g} is {ratio:.1f} times the median "
