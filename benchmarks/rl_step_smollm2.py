@@ -301,7 +301,7 @@ def make_trl_trainer(args, torch_policy, torch_rm, tok, prompt_texts: list[str],
 def build_jax_learner(args, policy: Decoder, reward_model: RewardModel, tokenizer: Tokenizer, chats):
     """``alignment.rl.Learner`` set up for the same step as TRL's (issue 8's learner)."""
     try:
-        from alignment.rl import Learner, LearnerConfig
+        from alignment.rl import KLConfig, Learner, LearnerConfig, LossConfig, OptimizerConfig, RolloutConfig
         from alignment.rl.scoring import ModelReward
         from alignment.rl.utility import Utility
     except ImportError as error:
@@ -311,11 +311,11 @@ def build_jax_learner(args, policy: Decoder, reward_model: RewardModel, tokenize
 
     config = LearnerConfig(
         algorithm="rloo", prompts_per_step=args.prompts, num_samples=args.samples,
-        max_prompt_length=args.prompt_length, max_new_tokens=args.new_tokens, temperature=1.0, top_k=None, top_p=1.0,
+        rollout=RolloutConfig(max_prompt_length=args.prompt_length, max_new_tokens=args.new_tokens, temperature=1.0, top_k=None, top_p=1.0),
         utility=Utility("identity", "sum"),  # TRL's RLOO optimises the raw reward
-        kl_coef=args.kl_coef, kl_in="reward",  # TRL's RLOO: k1 summed over the response, in the reward
-        clip_epsilon=0.2, epochs=1, minibatches=1, microbatches=1,
-        learning_rate=args.learning_rate, schedule="constant", weight_decay=0.0, max_grad_norm=1.0,
+        kl=KLConfig(coef=args.kl_coef, placement="reward"),  # TRL's RLOO: k1 summed over the response, in the reward
+        loss=LossConfig(clip_epsilon=0.2), epochs=1, minibatches=1, microbatches=1,
+        optimizer=OptimizerConfig(learning_rate=args.learning_rate, schedule="constant", weight_decay=0.0, max_grad_norm=1.0),
         num_steps=2 + args.repeats, seed=0,
     )
     # Prompt + response + the closing "<|im_end|>\n" of the rendered assistant turn, with room
@@ -325,7 +325,7 @@ def build_jax_learner(args, policy: Decoder, reward_model: RewardModel, tokenize
     # the backward pass keeps every layer's activations (the process was seen killed at 21 GB).
     policy.config = policy.config.replace(remat="dots")
     return Learner(
-        policy=policy, reference=copy_decoder(policy), tokenizer=tokenizer, rewards=[reward],
+        policy=policy, base_policy=copy_decoder(policy), tokenizer=tokenizer, rewards=[reward],
         prompts=chats, references=None, config=config,
     )
 

@@ -2,6 +2,7 @@
 
     python launch/train.py --config config:quickstart --workdir runs/quickstart
     python launch/train.py --config config:paper_sandbox --config set:learner.num_steps=24 --workdir runs/paper
+    python launch/train.py --config config:quickstart --config set:learner.rollout.max_new_tokens=64 --workdir runs/short
     python launch/train.py --config config:quickstart --sweep learner.num_steps=8,16 --workdir runs/steps
     python launch/train.py --config config:smollm2_helpful_harmless --config fiddler:cpu_check --workdir runs/check
 
@@ -14,6 +15,7 @@ Aligning Large Language Models" (arXiv 2402.00742), with the raw sum of rewards.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import fiddle as fdl
@@ -27,15 +29,17 @@ from alignment.experiment import (
     RunSpec,
     SandboxTask,
 )
-from alignment.rl import LearnerConfig, ReferenceConfig, Utility
+from alignment.rl import CriticConfig, LearnerConfig, OptimizerConfig, ReferenceConfig, RolloutConfig, Utility
 from alignment.training.reward_model import RewardTrainConfig
 
 LSC_AND = ("LSC AND", "lsc")
 RAW_SUM = ("raw sum", "identity")
 GROUP_NORMALIZED_SUM = ("group-normalised sum", "identity", "group")
 # PPO on the sandbox: 4 optimizer steps per rollout at a smaller learning rate, Monte-Carlo
-# returns (gae_lambda = 1 in the base learner) and a critic with its own backbone.
-PPO_OVERRIDES = {"learning_rate": 1e-4, "epochs": 2, "minibatches": 2}
+# returns (gae_lambda = 1) and a critic with its own backbone.
+def ppo_overrides() -> dict:
+    """The ``RunSpec.learner_overrides`` of a PPO run on the sandbox (a fresh dict each call)."""
+    return {"optimizer.learning_rate": 1e-4, "epochs": 2, "minibatches": 2, "critic": fdl.Config(CriticConfig, gae_lambda=1.0)}
 
 
 def utility(transform: str, normalize: str = "none") -> fdl.Config:
@@ -62,18 +66,43 @@ def runs(
             for beta in kl_coefs:
                 suffix = "" if properties is None else "-" + "-".join(properties)
                 name = f"{label.lower().replace(' ', '_')}-{algorithm}-kl{beta:g}{suffix}"
-                overrides = dict(PPO_OVERRIDES) if algorithm == "ppo" else {}
+                overrides = ppo_overrides() if algorithm == "ppo" else {}
                 out.append(fdl.Config(RunSpec, name=name, label=label, utility=utility(transform, *normalize), kl_coef=beta,
                                       algorithm=algorithm, properties=properties, learner_overrides=overrides, **fields))
     return out
 
 
-def sandbox_learner(**overrides) -> fdl.Config:
-    """Defaults on the sandbox: 16 prompts x 4 samples a step, RLOO's learning rate (PPO runs
-    replace some fields: ``PPO_OVERRIDES``)."""
-    fields = dict(prompts_per_step=16, num_samples=4, max_prompt_length=32, max_new_tokens=112, learning_rate=3e-4,
-                  num_steps=12, gae_lambda=1.0)
-    return fdl.Config(LearnerConfig, **{**fields, **overrides})
+def configurable(cls, **fields) -> fdl.Config:
+    """``fdl.Config(cls, **fields)`` with every nested dataclass value (a default included) a
+    config of its own, so that ``set:learner.kl.coef=...`` reaches every field (a frozen default
+    instance cannot be set)."""
+    config = fdl.Config(cls, **fields)
+    for field in dataclasses.fields(cls):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            setattr(config, field.name, configurable(type(value), **{f.name: getattr(value, f.name) for f in dataclasses.fields(value)}))
+    return config
+
+
+def learner(**fields) -> fdl.Config:
+    """A ``LearnerConfig`` whose every group (rollout, kl, loss, optimizer, ...) is a config of its own."""
+    return configurable(LearnerConfig, **fields)
+
+
+def sandbox_learner(learning_rate: float = 3e-4, **overrides) -> fdl.Config:
+    """Defaults on the sandbox: 16 prompts x 4 samples a step of at most 112 tokens after prompts
+    of at most 32, RLOO's learning rate (PPO runs replace some fields: ``ppo_overrides``)."""
+    fields = dict(prompts_per_step=16, num_samples=4, num_steps=12,
+                  rollout=fdl.Config(RolloutConfig, max_prompt_length=32, max_new_tokens=112),
+                  optimizer=fdl.Config(OptimizerConfig, learning_rate=learning_rate))
+    return learner(**{**fields, **overrides})
+
+
+def reward_training(learning_rate: float, num_steps: int, warmup_steps: int = 0, weight_decay: float = 0.0, **fields) -> fdl.Config:
+    """A ``RewardTrainConfig``: AdamW on a cosine schedule after ``warmup_steps``."""
+    optimizer = fdl.Config(OptimizerConfig, learning_rate=learning_rate, warmup_steps=warmup_steps, schedule="cosine",
+                           weight_decay=weight_decay)
+    return fdl.Config(RewardTrainConfig, optimizer=optimizer, num_steps=num_steps, **fields)
 
 
 def quickstart() -> fdl.Config:
@@ -86,9 +115,8 @@ def quickstart() -> fdl.Config:
         task=fdl.Config(SandboxTask, alignment_prompts=128, eval_prompts=64, eval_samples=2),
         runs=runs(kl_coefs=(0.05, 0.2, 0.8)),
         learner=sandbox_learner(num_steps=10),
-        reward_models=fdl.Config(RewardModelSpec, train=fdl.Config(RewardTrainConfig, learning_rate=2e-3, warmup_steps=10,
-                                                                    num_steps=300, weight_decay=0.01)),
-        reference=fdl.Config(ReferenceConfig, num_samples=8, max_new_tokens=112, max_prompt_length=32, batch_prompts=64),
+        reward_models=fdl.Config(RewardModelSpec, train=reward_training(2e-3, 300, warmup_steps=10, weight_decay=0.01)),
+        reference=fdl.Config(ReferenceConfig, num_samples=8, batch_prompts=64),
         best_of_k=fdl.Config(BestOfKSpec, ks=(1, 4, 16), eval_prompts=48),
         evaluation=fdl.Config(EvaluationSpec, every=5),
     )
@@ -190,7 +218,7 @@ def smoke() -> fdl.Config:
     config.runs = runs(kl_coefs=(0.2,), curves=(LSC_AND,))
     config.learner = sandbox_learner(num_steps=2, prompts_per_step=4)
     config.reward_models.train.num_steps = 20
-    config.reward_models.train.warmup_steps = 2
+    config.reward_models.train.optimizer.warmup_steps = 2
     config.reference.num_samples = 4
     config.reference.batch_prompts = 16
     config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 4), eval_prompts=8)
@@ -227,15 +255,15 @@ def smollm2_helpful_harmless() -> fdl.Config:
         Experiment,
         name="smollm2_helpful_harmless",
         task=fdl.Config(PretrainedTask, model="smollm2-135m", decoder_overrides={"dtype": "bfloat16"}, splits=dict(SMOLLM2_SPLITS),
-                        reward_pairs=4000, judge_pairs=4000, alignment_prompts=400, eval_prompts=128, eval_samples=4,
-                        max_prompt_length=prompt, max_new_tokens=response),
+                        reward_pairs=4000, judge_pairs=4000, alignment_prompts=400, eval_prompts=128, eval_samples=4),
         runs=runs(kl_coefs=(0.01, 0.05, 0.2)),
-        learner=fdl.Config(LearnerConfig, prompts_per_step=64, num_samples=4, max_prompt_length=prompt, max_new_tokens=response,
-                           minibatches=2, learning_rate=2e-6, warmup_steps=10, num_steps=200, log_every=5, checkpoint_every=50),
+        learner=learner(prompts_per_step=64, num_samples=4,
+                        rollout=fdl.Config(RolloutConfig, max_prompt_length=prompt, max_new_tokens=response),
+                        optimizer=fdl.Config(OptimizerConfig, learning_rate=2e-6, warmup_steps=10),
+                        minibatches=2, num_steps=200, log_every=5, checkpoint_every=50),
         reward_models=fdl.Config(RewardModelSpec, batch_size=32, train_max_length=384, max_length=prompt + response + 32,
-                                 train=fdl.Config(RewardTrainConfig, learning_rate=1e-5, warmup_steps=20, num_steps=300,
-                                                  weight_decay=0.01)),
-        reference=fdl.Config(ReferenceConfig, num_samples=16, max_new_tokens=response, max_prompt_length=prompt, batch_prompts=64),
+                                 train=reward_training(1e-5, 300, warmup_steps=20, weight_decay=0.01)),
+        reference=fdl.Config(ReferenceConfig, num_samples=16, batch_prompts=64),
         best_of_k=fdl.Config(BestOfKSpec, ks=(1, 4, 16), eval_prompts=64),
         evaluation=fdl.Config(EvaluationSpec, every=50),
     )
@@ -249,14 +277,14 @@ def cpu_check(config: fdl.Config) -> None:
     config.task.reward_pairs = config.task.judge_pairs = 16
     config.task.alignment_prompts = config.task.eval_prompts = 4
     config.task.eval_samples = 2
-    config.task.max_new_tokens = 16
     config.runs = runs(kl_coefs=(0.05,))
-    for field, value in dict(prompts_per_step=2, num_samples=2, max_new_tokens=16, minibatches=1, warmup_steps=0, num_steps=2,
-                             log_every=1, checkpoint_every=0).items():
+    for field, value in dict(prompts_per_step=2, num_samples=2, minibatches=1, num_steps=2, log_every=1, checkpoint_every=0).items():
         setattr(config.learner, field, value)
+    config.learner.rollout.max_new_tokens = 16
+    config.learner.optimizer.warmup_steps = 0
     config.reward_models.batch_size, config.reward_models.train_max_length = 8, 64
-    config.reward_models.max_length = config.task.max_prompt_length + 32
-    config.reward_models.train = fdl.Config(RewardTrainConfig, learning_rate=1e-3, num_steps=4, trainable="head")
-    config.reference.num_samples, config.reference.batch_prompts, config.reference.max_new_tokens = 4, 4, 16
+    config.reward_models.max_length = config.learner.rollout.max_prompt_length + 32
+    config.reward_models.train = reward_training(1e-3, 4, trainable="head")
+    config.reference.num_samples, config.reference.batch_prompts = 4, 4
     config.best_of_k = fdl.Config(BestOfKSpec, ks=(1, 2), eval_prompts=4)
     config.evaluation.every = 0

@@ -2,9 +2,10 @@
 
     --config "sweep:values('runs[0].kl_coef', [0.05, 0.2])"   # two experiments, one directory each
     --config "sweep:values('learner.num_steps', [20, 40])"
+    --config "sweep:values('learner.optimizer.learning_rate', [1e-4, 3e-4])"
 
-A base learner field that a run sets itself (``kl_coef``, ``utility``, ``algorithm`` in every
-named experiment) is the run's to sweep: the launcher refuses ``learner.kl_coef`` there.
+A base learner field that a run sets itself (``kl.coef``, ``utility``, ``algorithm`` in every
+named experiment) is the run's to sweep: the launcher refuses ``learner.kl.coef`` there.
 """
 
 from __future__ import annotations

@@ -26,11 +26,10 @@ from jax.sharding import Mesh
 from alignment.experiment import Experiment, MeshSpec, PretrainedTask, RewardModelSpec
 from alignment.models import DecoderConfig, get_config
 from alignment.parallel import make_mesh
-from alignment.rl import LearnerConfig, ReferenceConfig
+from alignment.rl import OptimizerConfig, ReferenceConfig, RolloutConfig
 from alignment.rl.lowering import LearnerLowering, lower_learner
-from alignment.training.reward_model import RewardTrainConfig
 
-from .experiments import runs
+from .experiments import learner, reward_training, runs
 
 # The decoder settings of every preset: bf16 activations and matmul inputs, float32 parameters
 # and optimizer state, each layer recomputed in the backward pass.
@@ -39,18 +38,25 @@ KL_COEFS = (0.01, 0.03, 0.1, 0.3)
 PROMPT_TOKENS, RESPONSE_TOKENS = 256, 256
 
 
+def _learner(learning_rate: float, **fields) -> fdl.Config:
+    """64 prompts x 4 samples a step of 256 tokens after prompts of 256, warmed up over 10 steps."""
+    return learner(prompts_per_step=64, num_samples=4,
+                   rollout=fdl.Config(RolloutConfig, max_prompt_length=PROMPT_TOKENS, max_new_tokens=RESPONSE_TOKENS),
+                   optimizer=fdl.Config(OptimizerConfig, learning_rate=learning_rate, warmup_steps=10),
+                   log_every=5, checkpoint_every=50, **fields)
+
+
 def _experiment(name: str, model: str, weights: str, mesh: fdl.Config, learner: fdl.Config) -> fdl.Config:
     return fdl.Config(
         Experiment,
         name=name,
         task=fdl.Config(PretrainedTask, model=model, decoder_overrides=dict(DECODER), weights=weights, alignment_prompts=4096, eval_prompts=512,
-                        eval_samples=2, max_prompt_length=PROMPT_TOKENS, max_new_tokens=RESPONSE_TOKENS),
+                        eval_samples=2),
         runs=runs(KL_COEFS),
         learner=learner,
         reward_models=fdl.Config(RewardModelSpec, batch_size=64, max_length=PROMPT_TOKENS + RESPONSE_TOKENS,
-                                 train=fdl.Config(RewardTrainConfig, learning_rate=1e-5, warmup_steps=20, num_steps=1000)),
-        reference=fdl.Config(ReferenceConfig, num_samples=16, max_new_tokens=RESPONSE_TOKENS,
-                             max_prompt_length=PROMPT_TOKENS, batch_prompts=16),
+                                 train=reward_training(1e-5, 1000, warmup_steps=20)),
+        reference=fdl.Config(ReferenceConfig, num_samples=16, batch_prompts=16),
         mesh=mesh,
     )
 
@@ -66,9 +72,7 @@ def tpu_pod_1b() -> fdl.Config:
     return _experiment(
         "tpu_pod_1b", "llama3.2-1b", "/gcs/YOUR_BUCKET/Llama-3.2-1B-Instruct",
         fdl.Config(MeshSpec, data=4, fsdp=4, model=1),
-        fdl.Config(LearnerConfig, prompts_per_step=64, num_samples=4, max_prompt_length=PROMPT_TOKENS,
-                   max_new_tokens=RESPONSE_TOKENS, minibatches=4, microbatches=2, learning_rate=2e-6, warmup_steps=10,
-                   num_steps=400, log_every=5, checkpoint_every=50),
+        _learner(2e-6, minibatches=4, microbatches=2, num_steps=400),
     )
 
 
@@ -84,9 +88,7 @@ def tpu_pod_8b() -> fdl.Config:
     return _experiment(
         "tpu_pod_8b", "llama3-8b", "/gcs/YOUR_BUCKET/Meta-Llama-3-8B-Instruct",
         fdl.Config(MeshSpec, data=2, fsdp=8, model=2),
-        fdl.Config(LearnerConfig, prompts_per_step=64, num_samples=4, max_prompt_length=PROMPT_TOKENS,
-                   max_new_tokens=RESPONSE_TOKENS, minibatches=4, microbatches=4, learning_rate=1e-6, warmup_steps=10,
-                   num_steps=300, log_every=5, checkpoint_every=50),
+        _learner(1e-6, minibatches=4, microbatches=4, num_steps=300),
     )
 
 

@@ -2,8 +2,9 @@
 Wang et al., "Transforming and Combining Rewards for Aligning Large Language Models"
 (arXiv 2402.00742), and baselines.
 
-Each config is an ``fdl.Partial`` of ``alignment.rewards.utility``; building it gives
-``fn(rewards_by_property, references_by_property) -> utility``. The reference estimator is a
+Each utility config is an ``fdl.Config`` of ``alignment.rl.Utility``, what a run optimises
+(``RunSpec(utility=utilities.lsc_and())``, or ``learner.utility``); building it gives
+``utility(rewards [B, P], references [B, P], properties) -> [B]``. The reference estimator is a
 config of its own (``reference``), so q in {0.5, 0.85, 0.95} and empirical versus gaussian are
 one override each.
 """
@@ -11,31 +12,38 @@ one override each.
 import fiddle as fdl
 
 from alignment import rewards
+from alignment.rl.utility import Utility
 
 
-def lsc_and() -> fdl.Partial:
+def lsc_and() -> fdl.Config:
     """Wang et al. (arXiv 2402.00742): U = sum_i log sigmoid(r_i - r_ref,i) = log P(good on every property)."""
-    return fdl.Partial(rewards.utility, transform="lsc", aggregator="sum")
+    return fdl.Config(Utility, transform="lsc", aggregator="sum")
 
 
-def raw_sum() -> fdl.Partial:
+def raw_sum() -> fdl.Config:
     """The standard baseline: U = sum_i r_i (raw rewards, no reference)."""
-    return fdl.Partial(rewards.utility, transform="identity", aggregator="sum")
+    return fdl.Config(Utility, transform="identity", aggregator="sum")
 
 
-def raw_weighted_sum(weights: dict[str, float]) -> fdl.Partial:
+def group_normalized_sum() -> fdl.Config:
+    """TRL's, verl's and NeMo-RL's several-reward baseline: each reward standardised over its
+    prompt's samples, then summed."""
+    return fdl.Config(Utility, transform="identity", aggregator="sum", normalize="group")
+
+
+def raw_weighted_sum(weights: dict[str, float]) -> fdl.Config:
     """U = sum_i w_i r_i with one weight per property, e.g. ``{"helpful": 1, "harmless": 2}``."""
-    return fdl.Partial(rewards.utility, transform="identity", aggregator="weighted_sum", weights=weights)
+    return fdl.Config(Utility, transform="identity", aggregator="weighted_sum", weights=weights)
 
 
-def min_centered() -> fdl.Partial:
+def min_centered() -> fdl.Config:
     """A hard AND: U = min_i (r_i - r_ref,i)."""
-    return fdl.Partial(rewards.utility, transform="centered", aggregator="min")
+    return fdl.Config(Utility, transform="centered", aggregator="min")
 
 
-def prob_mean() -> fdl.Partial:
+def prob_mean() -> fdl.Config:
     """An OR-like contrast: U = log mean_i sigmoid(r_i - r_ref,i)."""
-    return fdl.Partial(rewards.utility, transform="centered", aggregator="prob_mean")
+    return fdl.Config(Utility, transform="centered", aggregator="prob_mean")
 
 
 def reference(method: str = "empirical", quantile: float = rewards.DEFAULT_QUANTILE) -> fdl.Partial:

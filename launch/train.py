@@ -10,9 +10,10 @@
 runs one experiment per item, each in ``<workdir>/<override>=<value>``. Each run directory gets
 its fully resolved config (``config.json``, Fiddle's serialisation, and ``config.txt``, one
 line per field) before anything runs. An override of a base learner field that a run sets
-itself (every named experiment sets each run's ``kl_coef``, ``utility`` and ``algorithm``) would
+itself (every named experiment sets each run's ``kl.coef``, ``utility`` and ``algorithm``) would
 not reach that run, so it is refused before anything runs, naming the run and the field;
-override the run's own field instead (``set:runs[0].kl_coef=0.1``). On SIGTERM the running
+override the run's own field instead (``set:runs[0].kl_coef=0.1``). Lengths and sampling are
+set once, in ``learner.rollout`` (``set:learner.rollout.max_new_tokens=64``). On SIGTERM the running
 learner stops after its current step, saves a checkpoint, and the command exits with 143 and a
 line saying so; the same command again resumes there. Several processes
 (``launch/multihost.py``, a TPU pod) each run this same command.
@@ -21,7 +22,6 @@ line saying so; the same command again resumes there. Several processes
 from __future__ import annotations
 
 import ast
-import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -32,7 +32,7 @@ from fiddle import absl_flags as fdl_flags
 from fiddle import printing
 from fiddle.experimental import serialization
 
-from alignment import configs
+from alignment import configs, nested
 from alignment.experiment import Experiment, run_experiment, use_compilation_cache
 from alignment.parallel import distributed
 from alignment.training import preemption
@@ -73,9 +73,8 @@ def base_config(command: str) -> fdl.Config:
 
 
 def changed_learner_fields(base: fdl.Config, config: fdl.Config) -> list[str]:
-    """The base learner's fields that the overrides changed."""
-    before, after = fdl.build(base.learner), fdl.build(config.learner)
-    return [f.name for f in dataclasses.fields(before) if getattr(before, f.name) != getattr(after, f.name)]
+    """The base learner's fields (dotted paths of leaves, e.g. ``kl.coef``) that the overrides changed."""
+    return nested.changed(fdl.build(base.learner), fdl.build(config.learner))
 
 
 def write_resolved_config(config: fdl.Buildable, directory: Path) -> None:

@@ -28,8 +28,9 @@ from alignment.parallel import is_primary, make_mesh, to_host  # noqa: E402
 
 TOKENIZER = sandbox.sandbox_tokenizer()
 CHATS = [sandbox.policy.messages(p) for p in sandbox.all_prompts()[:8]]
-CONFIG = rl.LearnerConfig(algorithm="rloo", prompts_per_step=2, num_samples=4, max_prompt_length=32, max_new_tokens=8,
-                          learning_rate=1e-3, num_steps=2)
+CONFIG = rl.LearnerConfig(algorithm="rloo", prompts_per_step=2, num_samples=4,
+                          rollout=rl.RolloutConfig(max_prompt_length=32, max_new_tokens=8),
+                          optimizer=rl.OptimizerConfig(learning_rate=1e-3), num_steps=2)
 
 
 def _decoder(seed: int) -> Decoder:

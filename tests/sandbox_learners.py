@@ -25,7 +25,7 @@ import fiddle as fdl
 import numpy as np
 
 from alignment import configs
-from alignment.configs.experiments import PPO_OVERRIDES, sandbox_learner, utility
+from alignment.configs.experiments import ppo_overrides, sandbox_learner, utility
 from alignment.experiment import Pipeline, RunSpec
 
 CLASSIC = ("ppo", "rloo", "grpo")  # test_rl_sandbox.py
@@ -41,7 +41,7 @@ def sandbox_pipeline(box, directory, algorithms):
     config.evaluation.base_samples = 8  # pi_0 is sampled once: a precise base for every learner
     config.runs = [
         fdl.Config(RunSpec, name=algorithm, label="LSC AND", utility=utility("lsc"), kl_coef=0.2, algorithm=algorithm,
-                   learner_overrides=dict(PPO_OVERRIDES) if algorithm == "ppo" else {})
+                   learner_overrides=ppo_overrides() if algorithm == "ppo" else {})
         for algorithm in algorithms
     ]
     config.learner = sandbox_learner(num_steps=20)
@@ -57,7 +57,7 @@ def sandbox_pipeline(box, directory, algorithms):
 def check_learner(pipeline, algorithm):
     history = [json.loads(line) for line in (pipeline.workdir / "runs" / algorithm / "metrics.jsonl").read_text().splitlines()]
     start, end = history[0]["utility"], np.mean([h["utility"] for h in history[-3:]])
-    final = pipeline.run_results[algorithm]["checkpoints"][-1]
+    final = pipeline.run_results[algorithm].checkpoints[-1]
     win, loss = final["win_rate"], final["loss_rate"]
     print(f"{algorithm}: proxy utility {start:.3f} -> {end:.3f}, sampled KL {final['kl']['mean']:.2f}, gold helpful win rate "
           f"{win['helpful']['mean']:.3f}, gold AND wins {win['and']['mean']:.3f} / losses {loss['and']['mean']:.3f}, "

@@ -2,6 +2,7 @@
 command-line sweep (one directory per value, each with its resolved config and report) that
 resumes without redoing finished runs."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,9 +13,9 @@ import fiddle as fdl
 import numpy as np
 import pytest
 
-from alignment import configs, evaluation
+from alignment import configs, evaluation, nested
 from alignment.experiment import Experiment, RewardModelSpec, RunSpec, SandboxTask
-from alignment.rl import Utility
+from alignment.rl import CriticConfig, LearnerConfig, Utility
 from alignment.training import RewardTrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +27,15 @@ def test_every_experiment_config_builds(name):
     assert isinstance(experiment, Experiment) and experiment.runs
     for run in experiment.runs:
         learner = run.learner_config(experiment.learner)
-        assert {field: getattr(learner, field) for field in run.learner_fields()} == run.learner_fields()
+        assert {path: nested.get(learner, path) for path in run.learner_fields()} == run.learner_fields()
         assert run.kl_coef is not None  # every named experiment's runs set their KL weight
+    # Every leaf of the base learner is reachable by set: (no frozen default instance on the way).
+    config = getattr(configs, name)()
+    for path in nested.leaves(experiment.learner):
+        node = config.learner
+        for part in path.split(".")[:-1]:
+            node = getattr(node, part)
+        assert isinstance(node, fdl.Buildable), f"set:learner.{path} would fail: {path.rsplit('.', 1)[0]} is {node!r}"
 
 
 def test_paper_sandbox_covers_the_grid():
@@ -43,8 +51,12 @@ def test_paper_sandbox_covers_the_grid():
 
 
 def test_bad_specs_name_the_problem():
-    with pytest.raises(ValueError, match="unknown LearnerConfig fields \\['learning_rte'\\]"):
-        RunSpec("a", "A", learner_overrides={"learning_rte": 1.0})
+    with pytest.raises(ValueError, match="unknown LearnerConfig fields: optimizer.learning_rte: optimizer has no field 'learning_rte'"):
+        RunSpec("a", "A", learner_overrides={"optimizer.learning_rte": 1.0})
+    with pytest.raises(ValueError, match="learner_overrides sets \\['rollout.max_new_tokens'\\], but the rollout is the experiment's"):
+        RunSpec("a", "A", learner_overrides={"rollout.max_new_tokens": 8})
+    with pytest.raises(ValueError, match="run 'a': rloo has no critic"):
+        RunSpec("a", "A", learner_overrides={"critic": CriticConfig()}).learner_config(LearnerConfig())
     with pytest.raises(ValueError, match="unknown reference_method 'median'; valid: empirical, gaussian"):
         RunSpec("a", "A", reference_method="median")
     with pytest.raises(ValueError, match="reward_models.train.objective='gpm' would not be read"):
@@ -56,24 +68,28 @@ def test_bad_specs_name_the_problem():
 def test_a_run_inherits_what_it_does_not_set():
     base = fdl.build(configs.smoke()).learner
     inherited = RunSpec("a", "A").learner_config(base)
-    assert (inherited.kl_coef, inherited.algorithm, inherited.utility) == (base.kl_coef, base.algorithm, base.utility)
-    own = RunSpec("b", "B", kl_coef=0.7, algorithm="gspo", learner_overrides={"epochs": 2}, seeds=(3,)).learner_config(base)
-    assert (own.kl_coef, own.algorithm, own.epochs, own.seed) == (0.7, "gspo", 2, 3)
+    assert (inherited.kl, inherited.algorithm, inherited.utility) == (base.kl, base.algorithm, base.utility)
+    own = RunSpec("b", "B", kl_coef=0.7, algorithm="gspo", learner_overrides={"epochs": 2, "optimizer.learning_rate": 0.1},
+                  seeds=(3,)).learner_config(base)
+    assert (own.kl.coef, own.algorithm, own.epochs, own.seed) == (0.7, "gspo", 2, 3)
+    assert own.optimizer == dataclasses.replace(base.optimizer, learning_rate=0.1) and own.kl.placement == base.kl.placement
     experiment = Experiment("x", SandboxTask(), runs=[RunSpec("a", "A"), RunSpec("b", "B", kl_coef=0.7)])
-    assert experiment.shadowed(["kl_coef", "num_steps"]) == ["learner.kl_coef is set by run 1 ('b') to 0.7, which wins"]
+    assert experiment.shadowed(["kl.coef", "num_steps"]) == ["learner.kl.coef is set by run 1 ('b'): kl.coef = 0.7, which wins"]
+    assert experiment.shadowed(["kl"]) == ["learner.kl is set by run 1 ('b'): kl.coef = 0.7, which wins"]
+    assert not experiment.shadowed(["kl.placement"])
 
 
 def test_a_sweep_of_a_learner_field_that_runs_set_is_refused_naming_the_run(tmp_path):
     """Every named experiment sets each run's KL weight, so sweeping the base learner's would run
     the same experiment twice: the launcher refuses before anything runs or is written."""
-    done = _train("--config", "config:smoke", "--config", "sweep:values('learner.kl_coef', [0.05, 0.2])",
+    done = _train("--config", "config:smoke", "--config", "sweep:values('learner.kl.coef', [0.05, 0.2])",
                   "--workdir", str(tmp_path / "kl"), cache=tmp_path)
     assert done.returncode != 0
-    assert "learner.kl_coef is set by run 0 ('lsc_and-rloo-kl0.2') to 0.2, which wins" in done.stderr, done.stderr[-2000:]
+    assert "learner.kl.coef is set by run 0 ('lsc_and-rloo-kl0.2'): kl.coef = 0.2, which wins" in done.stderr, done.stderr[-2000:]
     assert "set:runs[0].kl_coef" in done.stderr and not (tmp_path / "kl").exists()
     # The same through set:.
-    done = _train("--config", "config:smoke", "--config", "set:learner.kl_coef=0.3", "--workdir", str(tmp_path / "kl"), cache=tmp_path)
-    assert done.returncode != 0 and "learner.kl_coef is set by run 0" in done.stderr
+    done = _train("--config", "config:smoke", "--config", "set:learner.kl.coef=0.3", "--workdir", str(tmp_path / "kl"), cache=tmp_path)
+    assert done.returncode != 0 and "learner.kl.coef is set by run 0" in done.stderr
 
 
 def _train(*args: str, cache: Path) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import pytest
 
 from alignment import configs
 from alignment.experiment import EvaluationSpec, Experiment, RunSpec, SandboxTask
-from alignment.experiment.runner import stream_id
+from alignment.experiment.judging import stream_id
 from alignment.rl import LearnerConfig, Utility
 from alignment.rl.utility import group_standardize
 

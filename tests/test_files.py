@@ -35,12 +35,33 @@ def test_a_damaged_json_file_is_named(tmp_path):
 
 
 def test_a_metrics_log_cut_off_mid_line_loses_only_that_line(tmp_path, capsys):
-    from alignment.experiment.runner import _history
+    from alignment.experiment.results import read_history
 
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n{"step": 3, "lo')
-    assert [r["step"] for r in _history(path)] == [1, 2]
+    assert [r["step"] for r in read_history(path)] == [1, 2]
     assert "metrics.jsonl:3: an incomplete last line (a write cut off) is left out" in capsys.readouterr().out
     path.write_text('{"step": 1, "lo\n{"step": 2, "loss": 0.4}\n')
     with pytest.raises(files.DamagedFileError, match="metrics.jsonl:1 is damaged"):
-        _history(path)
+        read_history(path)
+
+
+def test_steps_logged_again_after_a_resume_count_once_the_later_record_kept(tmp_path):
+    """A run killed after logging step 3 but checkpointed at step 2 logs step 3 again when it
+    resumes: the summary must see step 3 once, as the resumed run logged it."""
+    from alignment.experiment.results import read_history, training_summary
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(f'{{"step": {s}, "loss": {v}}}\n' for s, v in ((1, 0.5), (2, 0.4), (3, 9.0), (3, 0.3))))
+    history = read_history(path)
+    assert [(r["step"], r["loss"]) for r in history] == [(1, 0.5), (2, 0.4), (3, 0.3)]
+    assert training_summary(history) == pytest.approx({"loss": 0.4})
+
+
+def test_a_result_file_missing_fields_is_named_as_damaged(tmp_path):
+    from alignment.experiment.results import RunResult
+
+    with pytest.raises(files.DamagedFileError, match=r"result.json lacks the fields \['checkpoints'\] of a run result"):
+        RunResult.from_dict({f: None for f in ("name", "label", "transform", "aggregator", "normalize", "algorithm", "kl_coef",
+                                                "seed", "optimised", "reference", "reward_model", "training")},
+                            tmp_path / "result.json")

@@ -11,11 +11,11 @@ from alignment import evaluation, sandbox
 from alignment.experiment import Experiment, Pipeline, RewardModelSpec, RunSpec, SandboxTask, TaskData
 from alignment.experiment import gpm_checks as checks
 from alignment.training import evaluate_pairs
-from alignment.experiment.runner import JudgedSamples
+from alignment.experiment.judging import JudgedSamples
 from alignment.experiment.tasks import pair_batches
 from alignment.models import Decoder, get_config
 from alignment.models.heads import GPMModel, RewardModel
-from alignment.rl import LearnerConfig, ReferenceConfig
+from alignment.rl import LearnerConfig, ReferenceConfig, RolloutConfig
 from alignment.rl.scoring import GPMReward, ModelReward
 
 TOKENIZER = sandbox.sandbox_tokenizer()
@@ -111,15 +111,15 @@ def test_the_pipeline_reports_the_gpm_checks_once(tmp_path):
 def test_a_gpo_run_against_the_base_responses(tmp_path):
     """``gpm_opponents="base"``: the GPM scores each response against the reference stage's K base
     responses of its prompt; r_ref comes from those responses rescored the same way (not resampled)."""
-    task = SandboxTask(eval_samples=4, max_prompt_length=32, max_new_tokens=6)
-    learner = LearnerConfig(prompts_per_step=2, num_samples=2, max_prompt_length=32, max_new_tokens=6, num_steps=1)
-    reference = ReferenceConfig(num_samples=3, max_new_tokens=6, max_prompt_length=32, batch_prompts=3)
+    task = SandboxTask(eval_samples=4)
+    learner = LearnerConfig(prompts_per_step=2, num_samples=2, rollout=RolloutConfig(max_prompt_length=32, max_new_tokens=6), num_steps=1)
+    reference = ReferenceConfig(num_samples=3, batch_prompts=3)
     run = RunSpec("gpo-base", "GPO vs base", reward_model="gpm", properties=("helpful",), gpm_opponents="base")
     experiment = Experiment("gpo", task, runs=[run], learner=learner, reward_models=SPEC, reference=reference)
     chats = [sandbox.policy.messages(p) for p in sandbox.all_prompts()[:4]]  # the judging needs 4 prompts
     pipeline = _pipeline(tmp_path, _gpm(), experiment, chats)
     result = pipeline.align(run)
-    assert result["gpm_opponents"] == "base" and [c["step"] for c in result["checkpoints"]] == [1]
+    assert result.gpm_opponents == "base" and [c["step"] for c in result.checkpoints] == [1]
     entries = sorted(p.name.split("-")[0] for p in (tmp_path / "reference").glob("*.npz"))
     assert entries == ["rewards"] * 3 + ["samples"]  # BT, GPM vs the group, GPM vs base; one set of samples
     with pytest.raises(ValueError, match="unknown gpm_opponents 'pi_0'; valid: policy, base"):

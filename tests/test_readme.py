@@ -1,7 +1,6 @@
 """The README's promises: its examples run and print what it says, its lists match the code, and
 CI runs its test command."""
 
-import ast
 import contextlib
 import io
 import json

@@ -8,15 +8,16 @@ import jax
 import numpy as np
 from flax import nnx
 
-from alignment import data, sandbox
+from alignment import data, nested, sandbox
 from alignment.data.records import Message, PreferenceRecord
 from alignment.experiment import RewardModelSpec, SandboxTask
 from alignment.experiment import reward_models
 from alignment.models import Decoder, get_config
+from alignment.rl import RolloutConfig
 from alignment.training import reward_model as trainer_module
 
 TOKENIZER = sandbox.sandbox_tokenizer()
-SPEC = RewardModelSpec(train=dataclasses.replace(RewardModelSpec().train, num_steps=2, warmup_steps=0), batch_size=4)
+SPEC = RewardModelSpec(train=nested.replace(RewardModelSpec().train, {"num_steps": 2, "optimizer.warmup_steps": 0}), batch_size=4)
 
 
 def _batches(spec, properties):
@@ -37,7 +38,7 @@ def test_a_second_experiment_copies_the_cached_proxy(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module.RewardModelTrainer, "fit", lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
     policy = Decoder(get_config("tiny", vocab_size=TOKENIZER.vocab_size), rngs=nnx.Rngs(0))
 
-    def fit(workdir, spec=SPEC, pairs_from=SandboxTask()):
+    def fit(workdir, spec=SPEC, pairs_from={"task": SandboxTask(), "rollout": RolloutConfig()}):
         return reward_models.fit_reward_model("bt", policy, ("helpful",), spec, _batches, tmp_path / workdir / "bt",
                                               progress=False, pairs_from=pairs_from, cache=tmp_path / "cache")
 
@@ -49,3 +50,5 @@ def test_a_second_experiment_copies_the_cached_proxy(tmp_path, monkeypatch):
     fit("three", spec=dataclasses.replace(SPEC, seed=5))
     fit("four", pairs_from=None)  # pairs of unnamed provenance are never cached
     assert len(fits) == 3 and len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2
+    fit("five", pairs_from={"task": SandboxTask(), "rollout": RolloutConfig(max_new_tokens=8)})  # pairs sampled otherwise
+    assert len(fits) == 4

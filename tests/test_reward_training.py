@@ -16,6 +16,7 @@ from alignment import data, parallel
 from alignment.models import DecoderConfig, Decoder
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.partitioning import shard_model
+from alignment.training.optimizers import OptimizerConfig
 from alignment.training.reward_model import RewardModelTrainer, RewardTrainConfig, sequence_inputs
 from alignment.training.synthetic import CYCLIC_BACKBONE, cyclic_preferences, fit_cyclic, fit_pairs
 
@@ -72,7 +73,7 @@ def test_config_errors_name_the_valid_choices():
 def test_frozen_backbone_trains_only_the_head():
     model = RewardModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
     before = jax.tree.map(np.asarray, nnx.state(model))
-    trainer = RewardModelTrainer(model, RewardTrainConfig(trainable="head", learning_rate=1e-2))
+    trainer = RewardModelTrainer(model, RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=1e-2, schedule="cosine"), trainable="head"))
     trainer.train_step(cyclic_batch())
     after = nnx.state(model)
     np.testing.assert_array_equal(after["backbone"]["embed"][...], before["backbone"]["embed"][...])
@@ -87,7 +88,7 @@ def test_sharded_training_step_equals_single_device_step(tmp_path):
         for _ in range(8)
     ]
     (batch,) = data.RewardBatcher(pad_id=0, batch_size=8, max_length=12, min_context_tokens=1)(pairs)
-    train_config = RewardTrainConfig(learning_rate=1e-2, warmup_steps=0)
+    train_config = RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=1e-2, warmup_steps=0, schedule="cosine"))
 
     def make():
         return RewardModel(Decoder(config, rngs=nnx.Rngs(0)), num_properties=2, rngs=nnx.Rngs(1))
@@ -133,7 +134,7 @@ def _stream(steps):
 
 def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
     batches = _stream(4)
-    config = RewardTrainConfig(learning_rate=1e-2, num_steps=4)
+    config = RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=1e-2, schedule="cosine"), num_steps=4)
     straight = _make_model()
     RewardModelTrainer(straight, config).fit(batches, progress=False)
 
@@ -150,7 +151,7 @@ def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
 
 def test_a_trainer_fits_in_stages_and_keeps_its_files_open(tmp_path):
     batches = _stream(4)
-    config = RewardTrainConfig(learning_rate=1e-2, num_steps=4)
+    config = RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=1e-2, schedule="cosine"), num_steps=4)
     straight = _make_model()
     RewardModelTrainer(straight, config).fit(batches, progress=False)
     staged = _make_model()
@@ -177,7 +178,7 @@ def test_metrics_stay_on_the_devices_until_they_are_logged(monkeypatch):
     fetched = []
     value = ArrayImpl._value
     monkeypatch.setattr(ArrayImpl, "_value", property(lambda x: fetched.append(x.size) or value.fget(x)))
-    trainer = RewardModelTrainer(_make_model(), RewardTrainConfig(learning_rate=1e-2, num_steps=6, log_every=3))
+    trainer = RewardModelTrainer(_make_model(), RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=1e-2, schedule="cosine"), num_steps=6, log_every=3))
     batches = _stream(6)
     metrics = [trainer.train_step(batch) for _, batch in batches[:3]]
     assert fetched == [] and all(isinstance(m["loss"], jax.Array) for m in metrics)

@@ -21,7 +21,8 @@ def _inputs(kl_coef=0.5):
 
 
 def _config(algorithm, **overrides):
-    return rl.LearnerConfig(**{"algorithm": algorithm, "num_samples": 2, "prompts_per_step": 2, "max_new_tokens": 4, **overrides})
+    fields = {"algorithm": algorithm, "num_samples": 2, "prompts_per_step": 2, "rollout": rl.RolloutConfig(max_new_tokens=4), **overrides}
+    return rl.LearnerConfig(**fields)
 
 
 def test_the_registry_lists_every_algorithm_and_names_the_valid_ones():
@@ -48,7 +49,7 @@ def test_per_sequence_advantages(name):
     np.testing.assert_allclose(advantages, np.asarray(expected)[:, None] * MASK, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(returns, 0.0)
     # With the KL in the loss the scores are the utilities themselves.
-    in_loss = _config(name, kl_in="loss")
+    in_loss = _config(name, kl=rl.KLConfig(placement="loss"))
     centred = (UTILITY.reshape(2, 2) - UTILITY.reshape(2, 2).mean(axis=1, keepdims=True)).reshape(-1)
     if name == "dr_grpo":
         np.testing.assert_allclose(in_loss.algorithm_spec.estimate(_inputs(), in_loss)[0], centred[:, None] * MASK, rtol=1e-6)
@@ -118,7 +119,7 @@ def test_decoupled_clip_higher():
     np.testing.assert_allclose(loss, [-1.28, -1.25, 0.8, -0.7], rtol=1e-6)
     assert clipped.tolist() == [True, False, True, False]
     assert _config("dapo").clip_range == (0.2, 0.28) and _config("gspo").clip_range == (3e-4, 4e-4)
-    assert _config("dapo", clip_epsilon_high=0.3).clip_range == (0.2, 0.3)
+    assert _config("dapo", loss=rl.LossConfig(clip_epsilon_high=0.3)).clip_range == (0.2, 0.3)
 
 
 def test_dynamic_sampling_keeps_the_groups_whose_samples_differ():
@@ -130,6 +131,6 @@ def test_overlong_penalty():
     """DAPO's soft overlong punishment with L_max = 10 and a buffer of 4 tokens."""
     penalty = alg.overlong_penalty(jnp.asarray([5.0, 6.0, 7.0, 10.0]), 10, 4, 1.0)
     np.testing.assert_allclose(penalty, [0.0, 0.0, -0.25, -1.0], rtol=1e-6)
-    assert _config("dapo", max_new_tokens=20).overlong_window == 4 and _config("grpo").overlong_window == 0
-    with pytest.raises(ValueError, match="overlong_buffer < max_new_tokens=4"):
-        _config("dapo", overlong_buffer=4)
+    assert _config("dapo", rollout=rl.RolloutConfig(max_new_tokens=20)).overlong_window == 4 and _config("grpo").overlong_window == 0
+    with pytest.raises(ValueError, match="overlong_buffer < rollout.max_new_tokens=4"):
+        _config("dapo", shaping=rl.RewardShaping(overlong_buffer=4))

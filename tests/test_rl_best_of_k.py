@@ -12,13 +12,14 @@ from alignment.models import Decoder, get_config
 from alignment.models.heads import RewardModel
 from alignment.rl.best_of_k import best_of_k, rerank
 from alignment.rl.reference import ReferenceConfig, ScoredSamples, sample_and_score
-from alignment.rl.rollout import sample_groups
+from alignment.rl.rollout import RolloutConfig, sample_groups
 from alignment.rl.scoring import ModelReward
 from alignment.rl.utility import Utility
 from alignment.sampling import Sampler
 from alignment.sandbox.policy import messages
 
-CONFIG = ReferenceConfig(max_new_tokens=6, max_prompt_length=32, batch_prompts=4)
+CONFIG = ReferenceConfig(batch_prompts=4)
+ROLLOUT = RolloutConfig(max_prompt_length=32, max_new_tokens=6)
 PROPERTIES = ("helpful", "harmless")
 
 
@@ -36,7 +37,7 @@ def setup():
 def scored(setup):
     tokenizer, policy, model_reward, chats = setup
     return sample_and_score(policy, tokenizer, chats, [model_reward], dataclasses.replace(CONFIG, num_samples=8),
-                            jax.random.key(1))
+                            jax.random.key(1), rollout=ROLLOUT)
 
 
 def test_best_of_k_picks_the_argmax_of_the_utility(setup, scored):
@@ -65,10 +66,10 @@ def test_a_prefix_reranks_the_first_k_samples(scored):
 def test_k_equal_one_is_plain_sampling(setup):
     tokenizer, policy, model_reward, chats = setup
     key = jax.random.key(7)
-    best = best_of_k(policy, tokenizer, chats, [model_reward], Utility("identity"), None, 1, key, config=CONFIG)
-    one = dataclasses.replace(CONFIG, num_samples=1)
+    best = best_of_k(policy, tokenizer, chats, [model_reward], Utility("identity"), None, 1, key, rollout=ROLLOUT, config=CONFIG)
     prompt_ids = [tokenizer.encode(tokenizer.apply_chat_template(chat)) for chat in chats]
-    plain = sample_groups(Sampler(one.sampler_config(tokenizer)), policy, tokenizer, prompt_ids, 1, jax.random.fold_in(key, 0))
+    sampler = Sampler(ROLLOUT.sampler_config((tokenizer.eos_id,), tokenizer.pad_id, (CONFIG.batch_prompts,)))
+    plain = sample_groups(sampler, policy, tokenizer, prompt_ids, 1, jax.random.fold_in(key, 0))
     assert best.texts == plain.texts
     np.testing.assert_array_equal(best.index, 0)
 

@@ -35,8 +35,11 @@ def pseudo_reward(chat, response: str) -> dict[str, float]:
     return {"score": 3.0 * NORMAL.inv_cdf((digest % 100_003 + 0.5) / 100_003)}
 
 
+ROLLOUT = rl.RolloutConfig(max_prompt_length=32, max_new_tokens=12)
+
+
 def _config(**overrides) -> rl.LearnerConfig:
-    base = dict(prompts_per_step=4, num_samples=4, max_prompt_length=32, max_new_tokens=12, learning_rate=1e-3, num_steps=4)
+    base = dict(prompts_per_step=4, num_samples=4, rollout=ROLLOUT, optimizer=rl.OptimizerConfig(learning_rate=1e-3), num_steps=4)
     return rl.LearnerConfig(**{**base, **overrides})
 
 
@@ -75,7 +78,7 @@ def test_sharded_step_equals_one_device_step(algorithm):
 
 @pytest.mark.parametrize("algorithm", rl.ALGORITHMS.names)
 def test_resume_continues_exactly(tmp_path, algorithm):
-    config = _config(algorithm=algorithm, epochs=2, minibatches=2, kl_target=1.0, kl_horizon=100.0, num_steps=2)
+    config = _config(algorithm=algorithm, epochs=2, minibatches=2, kl=rl.KLConfig(target=1.0, horizon=100.0), num_steps=2)
     straight = _learner(config)
     straight.run(progress=False)
 
@@ -193,7 +196,7 @@ def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_restored(tmp_
 def test_one_compiled_program_per_phase():
     reward_model = RewardModel(_policy(3), rngs=nnx.Rngs(4))
     reward_fn = rl.ModelReward(reward_model, TOKENIZER, ("score",), max_length=64)
-    learner = _learner(_config(algorithm="grpo", microbatches=2, entropy_coef=0.01), reward_fn=reward_fn)
+    learner = _learner(_config(algorithm="grpo", microbatches=2, loss=rl.LossConfig(entropy_coef=0.01)), reward_fn=reward_fn)
     learner.run(3, progress=False)
     assert learner.num_compilations == {"reference": 1, "advantages": 1, "update": 1}
     assert learner.sampler.num_compilations == 1 and reward_fn.num_compilations == 1
@@ -230,7 +233,7 @@ def _nan_at(steps, rows_per_step=16):
 
 
 def test_the_skip_policy_drops_non_finite_batches_counts_them_and_stops_after_too_many_in_a_row(capsys):
-    learner = _learner(_config(non_finite="skip", num_steps=5), reward_fn=_nan_at({2, 4}))
+    learner = _learner(_config(faults=rl.FaultPolicy(non_finite="skip"), num_steps=5), reward_fn=_nan_at({2, 4}))
     snapshots = []
     for _ in range(5):
         learner.train_step()
@@ -244,8 +247,8 @@ def test_the_skip_policy_drops_non_finite_batches_counts_them_and_stops_after_to
     assert not all(np.array_equal(x, y) for x, y in zip(snapshots[1], snapshots[2]))  # the next step updates again
     assert "step 2: non-finite reward 'score', utility, loss, gradients" in capsys.readouterr().out
 
-    learner = _learner(_config(non_finite="skip", max_skips_in_a_row=2, num_steps=5), reward_fn=_nan_at({2, 3}))
-    with pytest.raises(FloatingPointError, match=r"step 3: .*; 2 steps in a row were skipped \(max_skips_in_a_row=2\): stopping"):
+    learner = _learner(_config(faults=rl.FaultPolicy(non_finite="skip", max_skips_in_a_row=2), num_steps=5), reward_fn=_nan_at({2, 3}))
+    with pytest.raises(FloatingPointError, match=r"step 3: .*; 2 steps in a row were skipped \(faults.max_skips_in_a_row=2\): stopping"):
         learner.run(progress=False)
     assert all(np.isfinite(x).all() for x in _params(learner))
 
@@ -262,7 +265,8 @@ def test_lsc_shrinks_the_gradient_weight_of_responses_above_the_reference():
     r_ref = np.full(len(CHATS), 3.0 * NORMAL.inv_cdf(0.85), np.float32)
     logged = {}
     for transform in ("lsc", "identity"):
-        config = _config(utility=rl.Utility(transform, "sum"), num_samples=8, prompts_per_step=8, learning_rate=0.0)
+        config = _config(utility=rl.Utility(transform, "sum"), num_samples=8, prompts_per_step=8,
+                         optimizer=rl.OptimizerConfig(learning_rate=0.0))
         learner = _learner(config, references={"score": r_ref})
         learner.run(2, progress=False)
         logged[transform] = {k: np.mean([h[k] for h in learner.history]) for k in learner.history[0] if "_ref/" in k}
@@ -278,12 +282,14 @@ def test_config_errors_name_the_valid_choices():
         rl.LearnerConfig(algorithm="reinforce")
     with pytest.raises(ValueError, match="num_samples >= 2"):
         rl.LearnerConfig(algorithm="rloo", num_samples=1)
-    with pytest.raises(ValueError, match="unknown non_finite 'ignore'; valid: stop, skip"):
-        rl.LearnerConfig(non_finite="ignore")
+    with pytest.raises(ValueError, match="unknown faults.non_finite 'ignore'; valid: stop, skip"):
+        rl.LearnerConfig(faults=rl.FaultPolicy(non_finite="ignore"))
+    with pytest.raises(ValueError, match="rloo has no critic, so critic=.* would not be read"):
+        rl.LearnerConfig(algorithm="rloo", critic=rl.CriticConfig())
     with pytest.raises(ValueError, match="needs references"):
         rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS, None, _config())
-    with pytest.raises(ValueError, match="longer than max_prompt_length=4"):
-        _learner(_config(max_prompt_length=4))
+    with pytest.raises(ValueError, match="longer than rollout.max_prompt_length=4"):
+        _learner(_config(rollout=rl.RolloutConfig(max_prompt_length=4, max_new_tokens=12)))
     with pytest.raises(ValueError, match="ppo needs a value_model"):
         rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS,
                    {"score": np.zeros(len(CHATS))}, _config(algorithm="ppo"))

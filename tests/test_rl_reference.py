@@ -19,10 +19,12 @@ from alignment.rl.reference import (
     fingerprint,
     fixed_response_references,
 )
+from alignment.rl.rollout import RolloutConfig
 from alignment.rl.scoring import FunctionReward, ModelReward
 from alignment.sandbox.policy import messages
 
-CONFIG = ReferenceConfig(num_samples=4, max_new_tokens=6, max_prompt_length=32, batch_prompts=2, seed=3)
+CONFIG = ReferenceConfig(num_samples=4, batch_prompts=2, seed=3)
+ROLLOUT = RolloutConfig(max_prompt_length=32, max_new_tokens=6)
 
 
 def length_reward(chat, response):
@@ -55,13 +57,13 @@ def test_cache_hit_then_misses_on_a_changed_reward_model_or_policy(setup, tmp_pa
     tokenizer, policy, model_reward, chats = setup
     counter = CountingReward()
     fns = [model_reward, counter]
-    first = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path)
+    first = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT)
     assert not first.samples_from_cache and not first.from_cache and counter.rows == 3 * 4
     assert first.properties == ("helpful", "harmless", "length")
     assert first.rewards["helpful"].shape == (3, 4) and first.rewards["helpful"].dtype == np.float32
     assert first.texts.shape == first.ended.shape == (3, 4)
 
-    again = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path)
+    again = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT)
     assert again.samples_from_cache and again.from_cache and counter.rows == 3 * 4
     assert (again.texts == first.texts).all()
     for name in first.properties:
@@ -70,7 +72,7 @@ def test_cache_hit_then_misses_on_a_changed_reward_model_or_policy(setup, tmp_pa
     # One reward-model parameter changes: rescored (property 0 shifts by the bias), not resampled.
     model_reward.model.bias[...] = model_reward.model.bias[...].at[0].add(1.0)
     try:
-        rescored = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path)
+        rescored = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT)
     finally:
         model_reward.model.bias[...] = model_reward.model.bias[...].at[0].add(-1.0)
     assert rescored.samples_from_cache and not rescored.from_cache and counter.rows == 2 * 3 * 4
@@ -80,18 +82,19 @@ def test_cache_hit_then_misses_on_a_changed_reward_model_or_policy(setup, tmp_pa
     # A changed policy resamples.
     changed = nnx.clone(policy)
     changed.final_norm[...] = changed.final_norm[...].at[0].add(1e-3)
-    resampled = compute_base_rewards(changed, tokenizer, chats, fns, CONFIG, tmp_path)
+    resampled = compute_base_rewards(changed, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT)
     assert not resampled.samples_from_cache and not resampled.from_cache and counter.rows == 3 * 3 * 4
 
     # A changed sampling parameter resamples too.
-    hotter = compute_base_rewards(policy, tokenizer, chats, fns, dataclasses.replace(CONFIG, temperature=0.5), tmp_path)
+    hotter = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path,
+                                  rollout=dataclasses.replace(ROLLOUT, temperature=0.5))
     assert not hotter.samples_from_cache and counter.rows == 4 * 3 * 4
 
 
 def test_estimators_on_stored_rewards_agree_with_alignment_rewards_without_resampling(setup, tmp_path):
     tokenizer, policy, model_reward, chats = setup
     counter = CountingReward()
-    base = compute_base_rewards(policy, tokenizer, chats, [model_reward, counter], CONFIG, tmp_path)
+    base = compute_base_rewards(policy, tokenizer, chats, [model_reward, counter], CONFIG, tmp_path, rollout=ROLLOUT)
     for method, params in [("empirical", {}), ("empirical", {"quantile": 0.5}), ("gaussian", {"quantile": 0.7}),
                            ("fixed_response", {}), ("constant", {"value": 2.0})]:
         refs = base.references(method, **params)
@@ -107,7 +110,7 @@ def test_estimators_on_stored_rewards_agree_with_alignment_rewards_without_resam
 
 def test_non_finite_stored_rewards_name_the_property_and_prompt(setup, tmp_path):
     tokenizer, policy, model_reward, chats = setup
-    base = compute_base_rewards(policy, tokenizer, chats, [model_reward], CONFIG, tmp_path)
+    base = compute_base_rewards(policy, tokenizer, chats, [model_reward], CONFIG, tmp_path, rollout=ROLLOUT)
     base.rewards["harmless"][1, 2] = np.nan
     with pytest.raises(ValueError, match=r"property 'harmless'.*prompt index 1"):
         base.references()
@@ -124,21 +127,21 @@ def test_partial_or_corrupt_entries_are_misses(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path)
+        compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT)
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
 
-    base = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path)
+    base = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT)
     assert not base.from_cache and counter.rows == 3 * 4
     # A leftover temporary file is never read; a truncated entry is a miss, rewritten whole.
     (tmp_path / f".{base.rewards_path.name}.abc.tmp").write_bytes(b"PK\x03\x04 half")
     data = base.rewards_path.read_bytes()
     base.rewards_path.write_bytes(data[: len(data) // 2])
     with pytest.warns(UserWarning, match="unreadable"):
-        recomputed = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path)
+        recomputed = compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT)
     assert recomputed.samples_from_cache and not recomputed.from_cache and counter.rows == 2 * 3 * 4
     np.testing.assert_array_equal(recomputed.rewards["helpful"], base.rewards["helpful"])
-    assert compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path).from_cache
+    assert compute_base_rewards(policy, tokenizer, chats, fns, CONFIG, tmp_path, rollout=ROLLOUT).from_cache
     assert counter.rows == 2 * 3 * 4
 
 
@@ -175,5 +178,5 @@ def test_fingerprints_and_cache_root(setup, tmp_path, monkeypatch):
 
 def test_prompt_longer_than_the_bucket_is_an_error(setup):
     tokenizer, policy, model_reward, chats = setup
-    with pytest.raises(ValueError, match="max_prompt_length=8"):
-        compute_base_rewards(policy, tokenizer, chats, [model_reward], ReferenceConfig(max_prompt_length=8))
+    with pytest.raises(ValueError, match="rollout.max_prompt_length=8"):
+        compute_base_rewards(policy, tokenizer, chats, [model_reward], ReferenceConfig(), rollout=RolloutConfig(max_prompt_length=8))

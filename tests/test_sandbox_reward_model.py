@@ -25,6 +25,7 @@ from flax import nnx
 from alignment import data, sandbox
 from alignment.models import Decoder, DecoderConfig
 from alignment.models.heads import RewardModel
+from alignment.training.optimizers import OptimizerConfig
 from alignment.training.reward_model import RewardModelTrainer, RewardTrainConfig
 
 HELD_OUT = ("reward_eval", "eval")
@@ -54,7 +55,7 @@ def test_bradley_terry_reward_model_approaches_the_gold_ceiling(seed):
     backbone = DecoderConfig(vocab_size=tokenizer.vocab_size, embed_dim=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, mlp_dim=128)
     model = RewardModel(Decoder(backbone, rngs=nnx.Rngs(seed)), num_properties=len(PROPERTIES), rngs=nnx.Rngs(seed + 1))
     trainer = RewardModelTrainer(
-        model, RewardTrainConfig(learning_rate=3e-3, warmup_steps=20, num_steps=600, weight_decay=0.01), properties=PROPERTIES
+        model, RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=3e-3, warmup_steps=20, weight_decay=0.01, schedule="cosine"), num_steps=600), properties=PROPERTIES
     )
     order = np.random.default_rng(seed)
 

@@ -18,9 +18,11 @@ from alignment.experiment import reward_models, tasks
 from alignment.models import Decoder, get_config
 from alignment.models.loaders.checkpoint import save_params
 from alignment.sandbox.tokenizer import CHATML_TEMPLATE, IM_END, IM_START, PAD
+from alignment.rl import LearnerConfig, OptimizerConfig, RolloutConfig
 from alignment.training.reward_model import RewardTrainConfig
 
 MAX_PROMPT = 48  # tokens of the word-level tokenizer: some HH dialogues are longer
+ROLLOUT = RolloutConfig(max_prompt_length=MAX_PROMPT)
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +43,14 @@ def tiny(tmp_path_factory):
 def tiny_task(tiny, data_dir, **fields) -> PretrainedTask:
     weights, tokenizer, vocab = tiny
     defaults = dict(model="tiny", decoder_overrides={"vocab_size": vocab}, weights=str(weights), tokenizer=str(tokenizer),
-                    data_dir=str(data_dir), reward_pairs=24, judge_pairs=16, alignment_prompts=12, eval_prompts=6,
-                    max_prompt_length=MAX_PROMPT)
+                    data_dir=str(data_dir), reward_pairs=24, judge_pairs=16, alignment_prompts=12, eval_prompts=6)
     return PretrainedTask(**{**defaults, **fields})
 
 
 def test_the_task_splits_prompts_and_pairs_by_prompt_and_counts_every_drop(tiny, shared_data, monkeypatch, tmp_path):
     monkeypatch.setattr(tasks, "reward_stream", lambda records, tokenizer: records)  # the pairs each model trains on
     task = tiny_task(tiny, shared_data)
-    built = prepare_task(task)
+    built = prepare_task(task, rollout=ROLLOUT)
     assert built.properties == ("helpful", "harmless") and built.judge is None
 
     records = {prop: data.load_shared(shared_data / path, fmt, prop).records for prop, fmt, path in task.files}
@@ -98,9 +99,9 @@ def test_the_task_splits_prompts_and_pairs_by_prompt_and_counts_every_drop(tiny,
 
 def test_the_judge_is_a_reward_model_trained_once_and_kept(tiny, shared_data, tmp_path, monkeypatch):
     experiment = Experiment(
-        "tiny", tiny_task(tiny, shared_data), runs=[RunSpec("a", "A")],
+        "tiny", tiny_task(tiny, shared_data), runs=[RunSpec("a", "A")], learner=LearnerConfig(rollout=ROLLOUT),
         reward_models=RewardModelSpec(batch_size=4, train_max_length=64, max_length=96,
-                                      train=RewardTrainConfig(learning_rate=1e-3, num_steps=2)),
+                                      train=RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=1e-3, schedule="cosine"), num_steps=2)),
     )
     task = Pipeline(experiment, tmp_path, progress=False).task
     assert "held-out Bradley-Terry" in task.judge_name and "helpful 16, harmless 16" in task.judge_name
@@ -128,10 +129,10 @@ FILES = (("helpful", "prompt_pairs", "helpful.jsonl"), ("harmless", "prompt_pair
 def test_missing_data_and_unknown_formats_fail_before_the_model_loads(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "load_pretrained", lambda *a, **k: pytest.fail("loaded the model"))
     with pytest.raises(FileNotFoundError, match=rf"preference file not found: {tmp_path}/hh-rlhf.*ALIGNMENT_SHARED_DATA"):
-        prepare_task(tiny_task(tiny, tmp_path, files=(("harmless", "hh", "hh-rlhf/harmless-base-test.jsonl.gz"),)))
+        prepare_task(tiny_task(tiny, tmp_path, files=(("harmless", "hh", "hh-rlhf/harmless-base-test.jsonl.gz"),)), rollout=ROLLOUT)
     (tmp_path / "x.jsonl").write_text("{}\n")
     with pytest.raises(KeyError, match=r"unknown preference format 'alpaca'; valid formats: \['alpaca_eval', 'hh', 'prompt_pairs'\]"):
-        prepare_task(tiny_task(tiny, tmp_path, files=(("helpful", "alpaca", "x.jsonl"),)))
+        prepare_task(tiny_task(tiny, tmp_path, files=(("helpful", "alpaca", "x.jsonl"),)), rollout=ROLLOUT)
 
 
 def test_the_data_directory_defaults_to_the_environment(tmp_path, monkeypatch):
@@ -141,21 +142,21 @@ def test_the_data_directory_defaults_to_the_environment(tmp_path, monkeypatch):
 
 def test_bad_weights_tokenizers_splits_and_counts_are_named(tiny, pairs_dir):
     with pytest.raises(FileNotFoundError, match=f"weights not found: {pairs_dir / 'nowhere'}"):
-        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, weights=str(pairs_dir / "nowhere")))
+        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, weights=str(pairs_dir / "nowhere")), rollout=ROLLOUT)
     with pytest.raises(ValueError, match="not a GGUF file, a Hugging Face checkpoint"):
-        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, weights=str(pairs_dir)))
+        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, weights=str(pairs_dir)), rollout=ROLLOUT)
     with pytest.raises(ValueError, match="hold no tokenizer; set PretrainedTask.tokenizer"):
-        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, tokenizer=None))
+        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, tokenizer=None), rollout=ROLLOUT)
     (pairs_dir / "hf").mkdir()
     (pairs_dir / "hf" / "config.json").write_text(json.dumps({
         "model_type": "llama", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": 128, "tie_word_embeddings": True}))
     with pytest.raises(ValueError, match=r"hf does not have the shape of preset 'tiny': embed_dim=32 \(preset: 64\), head_dim=8 \(preset: 16\)$"):
-        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, weights=str(pairs_dir / "hf")))  # before any tensor is read
+        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, weights=str(pairs_dir / "hf")), rollout=ROLLOUT)  # before any tensor is read
     with pytest.raises(ValueError, match=r"splits lacks \['reward_eval'\]"):
         tiny_task(tiny, pairs_dir, files=FILES, splits={"reward_train": 0.5, "policy": 0.4, "eval": 0.1})
     with pytest.raises(ValueError, match=r"'policy' split has \d+ prompts that fit \(helpful \d+, harmless \d+\); the task asks for 1000"):
-        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, alignment_prompts=1000))
+        prepare_task(tiny_task(tiny, pairs_dir, files=FILES, alignment_prompts=1000), rollout=ROLLOUT)
 
 
 def test_the_cpu_check_shrinks_the_smollm2_experiment():
@@ -163,8 +164,8 @@ def test_the_cpu_check_shrinks_the_smollm2_experiment():
     full = fdl.build(config)
     configs.cpu_check(config)
     check = fdl.build(config)
-    assert isinstance(full.task, PretrainedTask) and full.task.max_prompt_length == full.learner.max_prompt_length == 128
+    assert isinstance(full.task, PretrainedTask) and full.learner.rollout == RolloutConfig(max_prompt_length=128, max_new_tokens=96)
     assert {(r.label, r.algorithm) for r in full.runs} == {(label, "rloo") for label in ("LSC AND", "raw sum")}
     assert len({r.kl_coef for r in full.runs}) == 3
     assert check.reward_models.train.trainable == "head" and check.learner.num_steps == 2
-    assert check.task.max_prompt_length == check.learner.max_prompt_length == check.reference.max_prompt_length
+    assert check.learner.rollout == RolloutConfig(max_prompt_length=128, max_new_tokens=16)  # one rollout for every stage

@@ -25,7 +25,7 @@ from alignment.models.loaders import hf
 from alignment.models.loaders.checkpoint import restore_params, save_params
 from alignment.models.loaders.convert import hf_tensor_name
 from alignment.parallel import make_mesh
-from alignment.rl import ALGORITHMS, LearnerConfig
+from alignment.rl import ALGORITHMS, LearnerConfig, RolloutConfig
 from alignment.rl.lowering import lower_learner
 from alignment.configs import tpu_pod
 
@@ -191,10 +191,13 @@ def test_shrink_keeps_the_kinds_of_parallelism():
         tpu_pod.shrink(MeshSpec(data=3, fsdp=2, model=2), 8)
 
 
+ROLLOUT = RolloutConfig(max_prompt_length=16, max_new_tokens=8)
+
+
 def test_ppo_lowers_with_a_shared_or_separate_value_model():
     mesh = make_mesh(data=2, fsdp=2, model=2)
     decoder = get_config("tiny")
-    config = LearnerConfig(algorithm="ppo", prompts_per_step=4, num_samples=2, max_prompt_length=16, max_new_tokens=8)
+    config = LearnerConfig(algorithm="ppo", prompts_per_step=4, num_samples=2, rollout=ROLLOUT)
     with pytest.raises(ValueError, match="ppo needs a value model.*shared, separate"):
         lower_learner(decoder, config, mesh)
     shared = lower_learner(decoder, config, mesh, value="shared").parameters
@@ -209,8 +212,8 @@ def test_every_algorithm_lowers(algorithm):
     from GRPO's (the sequence ratio); Dr. GRPO's and DAPO's do not (their advantages and token
     weights are inputs of the update), but DAPO's clip-higher makes its program differ."""
     mesh = make_mesh(data=2, fsdp=2, model=2)
-    config = LearnerConfig(algorithm=algorithm, prompts_per_step=4, num_samples=2, max_prompt_length=16, max_new_tokens=8,
-                           epochs=2, minibatches=2, microbatches=2)
+    config = LearnerConfig(algorithm=algorithm, prompts_per_step=4, num_samples=2, rollout=ROLLOUT, epochs=2, minibatches=2,
+                           microbatches=2)
     lowered = lower_learner(get_config("tiny"), config, mesh)
     text = lowered.update.as_text()
     assert "stablehlo" in text and not any(path.startswith("value") for path in lowered.parameters)

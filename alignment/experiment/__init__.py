@@ -16,9 +16,13 @@ from alignment.experiment.spec import (
     RewardModelSpec,
     RunSpec,
     SandboxTask,
+    Task,
 )
 from alignment.experiment.reward_models import train_judge, train_reward_models
-from alignment.experiment.runner import Pipeline, PolicyJudge, run_experiment, use_compilation_cache
+from alignment.experiment.compilation import use_compilation_cache
+from alignment.experiment.judging import PolicyJudge
+from alignment.experiment.results import RunResult
+from alignment.experiment.runner import Pipeline, run_experiment
 from alignment.experiment.tasks import TaskData, prepare_task
 from alignment.experiment.probes import measure_probes
 
@@ -29,10 +33,12 @@ __all__ = [
     "MeshSpec",
     "PretrainedTask",
     "RewardModelSpec",
+    "RunResult",
     "RunSpec",
     "Pipeline",
     "PolicyJudge",
     "SandboxTask",
+    "Task",
     "TaskData",
     "measure_probes",
     "prepare_task",

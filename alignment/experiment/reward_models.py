@@ -65,7 +65,7 @@ def train_reward_models(experiment: Experiment, task: TaskData, directory: Path,
         for group in groups:
             path = directory / (kind if kind == "bt" else f"gpm-{group[0]}")
             model = fit_reward_model(kind, task.policy, group, spec, task.reward_batches, path, mesh=mesh, progress=progress,
-                                     pairs_from=experiment.task, cache=cache)
+                                     pairs_from={"task": experiment.task, "rollout": experiment.learner.rollout}, cache=cache)
             if kind == "bt":
                 proxies[kind].append(ModelReward(model, task.tokenizer, group, max_length=spec.max_length, mesh=mesh))
             else:
@@ -77,11 +77,12 @@ def fit_reward_model(kind: str, policy: Decoder, properties: Sequence[str], spec
                      path: Path, mesh=None, progress: bool = True, pairs_from=None, cache: Path | None = None) -> nnx.Module:
     """A ``kind`` model on a copy of ``policy``'s backbone judging ``properties``: restored from
     ``path`` when it was trained before, else trained on ``batches(spec, properties)`` (or copied
-    from ``cache``) and saved there. ``pairs_from``: the task config the pairs come from (part of
-    the provenance a reuse checks; without it nothing is cached, as the pairs are not named)."""
+    from ``cache``) and saved there. ``pairs_from``: the configs the pairs come from by name (the
+    task and the rollout that sampled them; part of the provenance a reuse checks; without it
+    nothing is cached, as the pairs are not named)."""
     model = _reward_model(kind, policy, len(properties), spec)
     made_with = {"kind": kind, "properties": list(properties), "spec": dataclasses.asdict(spec), "policy": fingerprint(policy),
-                 **({"task": dataclasses.asdict(pairs_from)} if pairs_from is not None else {})}
+                 **{name: dataclasses.asdict(config) for name, config in (pairs_from or {}).items()}}
     record = path.parent / f"{path.name}.made_with.json"
     if path.is_dir():
         try:

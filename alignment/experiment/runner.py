@@ -14,8 +14,10 @@ A run whose ``result.json`` exists is not run again, and a run interrupted after
 continues from it, so an interrupted experiment resumes where it stopped. Every reused output
 records the config that made it (``made_with.json``): reusing it under another config is an
 error that names the differing fields. Every checkpoint of a
-run is judged on the held-out prompts (``PolicyJudge``): sampled KL(pi || pi_0), the judge's win
-rates over pi_0 per property and for AND, the proxies' mean rewards and per-prompt gains.
+run is judged on the held-out prompts (``judging.PolicyJudge``): sampled KL(pi || pi_0), the
+judge's win rates over pi_0 per property and for AND, the proxies' mean rewards and per-prompt
+gains; a run's result is a ``results.RunResult``. The reward models are trained and cached by
+``reward_models.py``.
 With several processes (``alignment.parallel.initialize``) each runs every stage on the same
 data and seeds, and only the primary process writes the JSON files and the report (the learner
 itself is tested across two processes; a whole experiment is not yet).
@@ -26,60 +28,33 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
-import os
 import shutil
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from alignment import evaluation
 from alignment.experiment.gpm_checks import gpm_checks as measure_gpm_claims
-from alignment.experiment.probes import measure_probes
+from alignment.experiment.judging import JudgedSamples, PolicyJudge, attach_samples, save_samples, without_samples
 from alignment.experiment.outputs import copy_module, write_json
-from alignment import files
-from alignment.files import DamagedFileError, json_default, read_json
+from alignment.experiment.probes import measure_probes
+from alignment.experiment.results import RunResult, read_history, training_summary
 from alignment.experiment.reward_models import Proxies, check_made_with, train_judge, train_reward_models
 from alignment.experiment.spec import Experiment, RunSpec, SandboxTask
 from alignment.experiment.tasks import TaskData, prepare_task
-from alignment.models.decoder import Decoder
+from alignment.files import DamagedFileError, json_default, read_json
 from alignment.models.heads import ValueModel
 from alignment.parallel import distributed, make_mesh
 from alignment.rl.best_of_k import rerank
 from alignment.rl.learner import Learner
-from alignment.rl.programs import response_logprobs
 from alignment.rl.reference import BaseRewards, compute_base_rewards
-from alignment.rl.rollout import encode_prompts, sample_groups
-from alignment.rl.scoring import RewardFunction, score_all
-from alignment.sampling import Sampler, SamplerConfig
+from alignment.rl.scoring import PropertySubset, RewardFunction
 from alignment.sandbox.build import cache_root
 GPM_CHECK_PROMPTS = 8  # held-out prompts whose pi_0 samples the GPM checks score pairwise
-
-
-def use_compilation_cache(directory: str | Path | None = None) -> Path | None:
-    """Keeps compiled programs on disk (JAX's persistent compilation cache), so a later run or the
-    next item of a sweep skips most compilation; returns the directory. ``directory``: a path,
-    or "none" (off), else ``$JAX_COMPILATION_CACHE_DIR``, else ``$ALIGNMENT_CACHE/jax``, else
-    ``$XDG_CACHE_HOME/alignment/jax`` (``~/.cache/alignment/jax``)."""
-    if directory is not None and str(directory).lower() == "none":
-        return None
-    if directory is None:
-        if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-            directory = os.environ["JAX_COMPILATION_CACHE_DIR"]
-        elif os.environ.get("ALIGNMENT_CACHE"):
-            directory = Path(os.environ["ALIGNMENT_CACHE"]) / "jax"
-        else:
-            directory = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment" / "jax"
-    jax.config.update("jax_compilation_cache_dir", str(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    return Path(directory)
 
 
 @contextlib.contextmanager
@@ -96,17 +71,6 @@ def stage(name: str, seconds: dict[str, float] | None = None, key: str | None = 
     print(f"[experiment] {name}: {elapsed:.1f} s", flush=True)
 
 
-class PropertySubset:
-    """A reward function restricted to some of its properties (a single-property run)."""
-
-    def __init__(self, fn: RewardFunction, properties: Sequence[str]):
-        self.fn, self.properties = fn, tuple(p for p in fn.properties if p in properties)
-
-    def __call__(self, chats, responses, group_size: int = 1):
-        scores = self.fn(chats, responses, group_size)
-        return {p: scores[p] for p in self.properties}
-
-
 def run_reward_functions(proxies: Sequence[RewardFunction], run: RunSpec, properties: Sequence[str]) -> list[RewardFunction]:
     """The ``proxies`` (of ``run``'s kind) that score its properties, restricted to them."""
     wanted = run.properties or tuple(properties)
@@ -118,78 +82,6 @@ def run_reward_functions(proxies: Sequence[RewardFunction], run: RunSpec, proper
 
 
 # --------------------------------------------------------------------------------- judging
-
-
-@dataclasses.dataclass
-class JudgedSamples:
-    """``[prompts, samples]`` responses on the held-out prompts with their judge scores
-    ``[n, m, P]``, proxy rewards ``[n, m, P]`` and sampled sequence KL(pi || pi_0) ``[n, m]``."""
-
-    texts: np.ndarray
-    judge: np.ndarray
-    proxy: np.ndarray
-    kl: np.ndarray
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The numbers (not the texts) as float32 arrays: a checkpoint's ``samples``."""
-        return {"judge": np.asarray(self.judge, np.float32), "proxy": np.asarray(self.proxy, np.float32),
-                "kl": np.asarray(self.kl, np.float32)}
-
-
-_reference_logprobs = nnx.jit(response_logprobs, static_argnums=(4,))  # the learner's program, jitted for the judge
-
-
-def stream_id(name: str) -> int:
-    """A stable 31-bit number for a name (the run's sampling stream; Python's ``hash`` is salted)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-class PolicyJudge:
-    """Samples responses to the held-out prompts from a policy and judges them.
-
-    Every call samples with a key of its own, ``fold_in(fold_in(key(seed), stream_id(stream)),
-    step)``: pi_0 (stream "pi_0") and every checkpoint of every run draw independent samples, so
-    a win rate over pi_0 compares independent samples of the two policies, the estimand of Wang
-    et al. (arXiv 2402.00742), and not common random numbers (which make a policy near pi_0
-    copy pi_0's sample for the same key). The sampled KL is ``sum_t log pi(y_t) - log pi_0(y_t)``
-    over each response sampled from pi (temperature 1), an unbiased estimate of KL(pi || pi_0).
-    """
-
-    def __init__(self, task: TaskData, reference: Decoder, proxies: Sequence[RewardFunction], *,
-                 samples: int, base_samples: int, max_prompt_length: int, max_new_tokens: int, seed: int, mesh=None):
-        self.task, self.reference, self.proxies, self.mesh = task, reference, list(proxies), mesh
-        self.samples, self.base_samples = samples, base_samples
-        tokenizer = task.tokenizer
-        self.prompt_ids = encode_prompts(tokenizer, task.eval_chats, max_prompt_length, "the task's max_prompt_length")
-        n = len(self.prompt_ids)
-        self.sampler = Sampler(
-            SamplerConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
-                          prompt_buckets=(max_prompt_length,), batch_buckets=tuple(sorted({n * samples, n * base_samples}))),
-            mesh=mesh,
-        )
-        self.key = jax.random.key(seed)
-
-    def __call__(self, policy: Decoder, stream: str, step: int = 0, samples: int | None = None) -> JudgedSamples:
-        """``samples`` (default ``self.samples``) responses per held-out prompt from ``policy``,
-        drawn with the key of ``(stream, step)`` (class docstring)."""
-        n, m = len(self.prompt_ids), samples or self.samples
-        key = jax.random.fold_in(jax.random.fold_in(self.key, stream_id(stream)), step)
-        with contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh):
-            out = sample_groups(self.sampler, policy, self.task.tokenizer, self.prompt_ids, m, key)
-            o = out.output
-            reference = _reference_logprobs(self.reference, o.tokens, o.prompt_mask, o.response_mask, o.prompt_length)
-        mask = o.response_mask[:, o.prompt_length :]
-        kl = np.asarray(jax.device_get(jnp.sum((o.model_logprobs[:, o.prompt_length :] - reference) * mask, axis=1)))
-        chats = [chat for chat in self.task.eval_chats for _ in range(m)]
-        judge = self.task.judge(chats, out.texts)
-        scores = score_all(self.proxies, chats, out.texts, m)
-        proxy = np.stack([np.asarray(scores[p]) for p in self.task.properties], axis=-1)
-        P = len(self.task.properties)
-        return JudgedSamples(np.array(out.texts, dtype=object).reshape(n, m), judge.reshape(n, m, P), proxy.reshape(n, m, P), kl.reshape(n, m))
-
-    def base(self, policy: Decoder) -> JudgedSamples:
-        """pi_0's own ``base_samples`` per held-out prompt (its KL to itself is 0 up to rounding)."""
-        return self(policy, "pi_0", 0, self.base_samples)
 
 
 # --------------------------------------------------------------------------------- the pipeline
@@ -208,7 +100,7 @@ class Pipeline:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mesh = None if experiment.mesh is None else make_mesh(**dataclasses.asdict(experiment.mesh))
-        self.run_results: dict[str, dict] = {}
+        self.run_results: dict[str, RunResult] = {}
         self.started = time.perf_counter()
         self.stage_seconds: dict[str, float] = {}
         self.reused: list[str] = []  # runs read back from an earlier invocation
@@ -218,7 +110,7 @@ class Pipeline:
         """The task's data, with its judge: a task without one gets a held-out reward model
         (``train_judge``), trained once and kept in ``workdir/reward_models/judge``."""
         with stage("task", self.stage_seconds):
-            task = prepare_task(self.experiment.task, self.cache_dir, mesh=self.mesh)
+            task = prepare_task(self.experiment.task, self.cache_dir, rollout=self.experiment.learner.rollout, mesh=self.mesh)
         if task.judge is not None:
             return task
         with stage("judge reward model", self.stage_seconds):
@@ -235,7 +127,7 @@ class Pipeline:
 
     def _base_rewards(self, chats, reward_fns, config=None) -> BaseRewards:
         return compute_base_rewards(self.task.policy, self.task.tokenizer, chats, reward_fns, config or self.experiment.reference,
-                                    cache_dir=self.workdir / "reference", mesh=self.mesh)
+                                    cache_dir=self.workdir / "reference", rollout=self.experiment.learner.rollout, mesh=self.mesh)
 
     @functools.cached_property
     def base_rewards(self) -> dict[str, BaseRewards]:
@@ -259,9 +151,8 @@ class Pipeline:
     @functools.cached_property
     def judge(self) -> PolicyJudge:
         t, e = self.experiment.task, self.experiment.evaluation
-        return PolicyJudge(self.task, self.task.policy, self.proxies["bt"], samples=t.eval_samples,
-                           base_samples=e.base_samples or t.eval_samples, max_prompt_length=t.max_prompt_length,
-                           max_new_tokens=t.max_new_tokens, seed=e.seed, mesh=self.mesh)
+        return PolicyJudge(self.task, self.task.policy, self.proxies["bt"], rollout=self.experiment.learner.rollout,
+                           samples=t.eval_samples, base_samples=e.base_samples or t.eval_samples, seed=e.seed, mesh=self.mesh)
 
     @functools.cached_property
     def pi_0(self) -> JudgedSamples:
@@ -269,9 +160,9 @@ class Pipeline:
         with stage("judging pi_0", self.stage_seconds):
             return self.judge.base(self.task.policy)
 
-    def align(self, run: RunSpec) -> dict:
+    def align(self, run: RunSpec) -> RunResult:
         """Trains ``run``, judging every ``evaluation.every`` steps and the last; returns its
-        result (a ``runs`` entry of ``alignment.evaluation``'s results). A run whose
+        result (``as_dict()``: a ``runs`` entry of ``alignment.evaluation``'s results). A run whose
         ``result.json`` exists is read back; an interrupted one continues from its checkpoint.
         Every checkpoint record is computed from its stored per-sample arrays (``judged/``) with
         this code's ``evaluate_policy``, so a report always reflects the current evaluation."""
@@ -294,14 +185,14 @@ class Pipeline:
                     shutil.rmtree(directory)
                 self._reused_result(directory, self._made_with(run))
                 result = self._train_and_judge(run, directory)
-            checkpoints = attach_samples(directory, result["checkpoints"])
+            checkpoints = attach_samples(directory, result.checkpoints)
         else:
             self.reused.append(run.name)
-        result["checkpoints"] = [self._checkpoint_record(result["optimised"], c["step"], c["samples"]) for c in checkpoints]
+        result.checkpoints = [self._checkpoint_record(result.optimised, c["step"], c["samples"]) for c in checkpoints]
         self.run_results[run.name] = result
         return result
 
-    def _reused_result(self, directory: Path, made_with: dict) -> tuple[dict | None, list[dict]]:
+    def _reused_result(self, directory: Path, made_with: dict) -> tuple[RunResult | None, list[dict]]:
         """A finished run's stored result and checkpoint records with their arrays, or
         ``(None, [])`` when it has not finished (its directory is made, with its ``made_with.json``,
         if there is none). ``DamagedFileError`` when a kept file of the run cannot be read."""
@@ -314,8 +205,8 @@ class Pipeline:
             read_json(directory / "evaluations.json")  # an interrupted run resumes from it: it must parse
         if not (directory / "result.json").is_file():
             return None, []
-        result = read_json(directory / "result.json")
-        return result, attach_samples(directory, result["checkpoints"])
+        result = RunResult.from_dict(read_json(directory / "result.json"), directory / "result.json")
+        return result, attach_samples(directory, result.checkpoints)
 
     def _made_with(self, run: RunSpec) -> dict:
         """What a run's outputs depend on: checked before they are reused."""
@@ -324,7 +215,7 @@ class Pipeline:
             ("run", run), ("learner", run.learner_config(e.learner)), ("task", e.task), ("reward_models", e.reward_models),
             ("reference", e.reference), ("evaluation", e.evaluation))}
 
-    def _train_and_judge(self, run: RunSpec, directory: Path) -> dict:
+    def _train_and_judge(self, run: RunSpec, directory: Path) -> RunResult:
         task, experiment = self.task, self.experiment
         properties = tuple(run.properties or task.properties)
         proxies, base = self.proxies[run.reward_model], self.base_rewards[run.reward_model]
@@ -360,15 +251,10 @@ class Pipeline:
                 evaluations.append(self._checkpoint_record(properties, stop, samples))
                 write_json(evaluations_file, without_samples(evaluations))
             learner.close()
-        result = {
-            "name": run.name, "label": run.label, "transform": config.utility.transform, "aggregator": config.utility.aggregator,
-            "normalize": config.utility.normalize, "algorithm": config.algorithm, "kl_coef": config.kl_coef, "seed": config.seed,
-            "optimised": list(properties), "reference": {"method": run.reference_method, "quantile": run.quantile},
-            "reward_model": run.reward_model, **({"gpm_opponents": run.gpm_opponents} if run.reward_model == "gpm" else {}),
-            "training": _training_summary(_history(directory / "metrics.jsonl")), "checkpoints": without_samples(evaluations),
-        }
-        write_json(directory / "result.json", result)
-        return json.loads(json.dumps(result, default=json_default))
+        result = RunResult.of(run, config, properties, training_summary(read_history(directory / "metrics.jsonl")),
+                              without_samples(evaluations))
+        write_json(directory / "result.json", result.as_dict())
+        return RunResult.from_dict(json.loads(json.dumps(result.as_dict(), default=json_default)), directory / "result.json")
 
     def _checkpoint_record(self, optimised: Sequence[str], step: int, samples: dict[str, np.ndarray]) -> dict:
         """One judged checkpoint: ``evaluate_policy`` of its samples against pi_0's, with the
@@ -441,7 +327,7 @@ class Pipeline:
             "pi_0": {"judge": np.asarray(self.pi_0.judge, np.float32), "proxy": np.asarray(self.pi_0.proxy, np.float32)},
             **({"eval_base_reward": np.asarray(self.eval_references, np.float32)} if "eval_base_rewards" in computed else {}),
             **({"gradient_batch": self.gradient_batch} if "base_rewards" in computed else {}),
-            "runs": [self.run_results[run.name] for run in self.experiment.learner_runs() if run.name in self.run_results],
+            "runs": [self.run_results[run.name].as_dict() for run in self.experiment.learner_runs() if run.name in self.run_results],
             "best_of_k": list(best_of_k),
             **({"probes": self.probes} if self.probes else {}),
             **({"data": self.task.summary} if self.task.summary else {}),
@@ -484,55 +370,3 @@ def run_experiment(experiment: Experiment, workdir: str | Path, *, cache_dir: st
     """Runs every stage of ``experiment`` under ``workdir`` (module docstring); returns the
     results that ``workdir/report`` renders."""
     return Pipeline(experiment, workdir, cache_dir=cache_dir, progress=progress).run()
-
-
-def _history(path: Path) -> list[dict]:
-    """The learner's logged steps (``metrics.jsonl``); a last line cut off by a kill mid-write is
-    left out, and said so; any other unparsable line is a ``DamagedFileError`` naming it."""
-    if not path.is_file():
-        return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    records = []
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            if number < len(lines):
-                raise DamagedFileError(f"{path}:{number} is damaged ({error})") from error
-            print(f"[experiment] {path}:{number}: an incomplete last line (a write cut off) is left out", flush=True)
-    return records
-
-
-def _training_summary(history: list[dict]) -> dict[str, float]:
-    """Mean over the run's steps of the per-step metrics (the gradient-shape ones included)."""
-    keys = sorted({k for record in history for k, v in record.items() if k != "step" and isinstance(v, (int, float))})
-    return {k: float(np.nanmean([r[k] for r in history if isinstance(r.get(k), (int, float))])) for k in keys}
-
-
-def save_samples(directory: Path, step: int, samples: dict[str, np.ndarray]) -> None:
-    """A judged checkpoint's per-prompt, per-sample arrays: ``<run>/judged/step_<step>.npz``."""
-    if distributed.is_primary():
-        (directory / "judged").mkdir(exist_ok=True)
-        files.write_npz(directory / "judged" / f"step_{step}.npz", **samples)
-
-
-def attach_samples(directory: Path, evaluations: list[dict]) -> list[dict]:
-    """The checkpoint records with their ``samples`` arrays read back from ``<run>/judged``."""
-    out = []
-    for record in evaluations:
-        path = directory / "judged" / f"step_{record['step']}.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: the judged samples of step {record['step']} are missing; delete {directory} to rerun it")
-        try:
-            with np.load(path, allow_pickle=False) as arrays:
-                out.append({**record, "samples": {name: arrays[name] for name in arrays.files}})
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise DamagedFileError(f"{path} is damaged ({error!r})") from error
-    return out
-
-
-def without_samples(evaluations: list[dict]) -> list[dict]:
-    """The checkpoint records without their arrays (for the JSON files)."""
-    return [{k: v for k, v in record.items() if k != "samples"} for record in evaluations]
-
-

@@ -5,6 +5,10 @@ reward models, the reference stage, a base ``LearnerConfig``, the runs (each a u
 weight and a learner on top of that base), best-of-k, the evaluation and the device mesh.
 Every field is plain data, so ``fdl.Config(Experiment, ...)`` is the whole run and one
 ``set:`` override or ``--sweep`` flag changes any part of it.
+
+The lengths and the sampling distribution are set once, in ``learner.rollout``: the task's
+prompt filter, the proxies' pi_0 pairs (sandbox), the reference stage, every run and the judge
+read that one ``RolloutConfig`` (a run cannot change it).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from alignment import nested
 from alignment.data import DEFAULT_SPLITS
 from alignment.rl.config import LearnerConfig
 from alignment.rl.reference import ReferenceConfig
 from alignment.rl.utility import Utility
 from alignment.sandbox.build import SandboxConfig
+from alignment.training.optimizers import OptimizerConfig
 from alignment.training.reward_model import RewardTrainConfig
 
 REWARD_MODEL_KINDS = ("bt", "gpm")
@@ -28,7 +34,21 @@ TASK_SPLITS = ("reward_train", "reward_eval", "policy", "eval")
 
 
 @dataclasses.dataclass(frozen=True)
-class SandboxTask:
+class Task:
+    """What every task has: how many prompts the learners see and how the judge samples.
+
+    Attributes:
+      alignment_prompts: prompts of the "policy" split the learners see.
+      eval_prompts, eval_samples: held-out "eval" prompts and responses per prompt for the judge.
+    """
+
+    alignment_prompts: int = 128
+    eval_prompts: int = 96
+    eval_samples: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxTask(Task):
     """The gold-reward sandbox: pi_0 is its SFT policy, proxies are trained on its labelled pairs,
     the judge is its gold utilities.
 
@@ -49,7 +69,6 @@ class SandboxTask:
         (annotator error, independent of the responses).
       eval_prompts, eval_samples: held-out "eval" prompts (drawn the same way) and responses per
         prompt for the judge.
-      max_prompt_length, max_new_tokens: the prompts' padded length and the response limit.
     """
 
     sandbox: SandboxConfig = SandboxConfig()
@@ -57,11 +76,6 @@ class SandboxTask:
     reward_pairs_from: str = "policy"
     label_temperatures: Mapping[str, float] = dataclasses.field(default_factory=dict)
     label_flip: float = 0.0
-    alignment_prompts: int = 128
-    eval_prompts: int = 96
-    eval_samples: int = 2
-    max_prompt_length: int = 32
-    max_new_tokens: int = 112
 
     def __post_init__(self):
         if self.reward_pairs_from not in PAIR_SOURCES:
@@ -76,7 +90,7 @@ class SandboxTask:
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainedTask:
+class PretrainedTask(Task):
     """A pretrained chat model as pi_0, proxies trained on preference files, and a judge reward
     model trained on preference pairs the proxies never see.
 
@@ -96,8 +110,9 @@ class PretrainedTask:
         name "reward_train", "reward_eval", "policy" and "eval".
       reward_pairs, judge_pairs: the first pairs per property of the "reward_train" and
         "reward_eval" splits, which train the proxy and the judge.
-      alignment_prompts, eval_prompts, eval_samples, max_prompt_length, max_new_tokens: as in
-        ``SandboxTask``; prompts come from the files' "policy" and "eval" splits.
+      alignment_prompts, eval_prompts, eval_samples: as in ``Task``; prompts come from the
+        files' "policy" and "eval" splits, those longer than ``learner.rollout.max_prompt_length``
+        left out (and counted).
     """
 
     model: str = "smollm2-135m"
@@ -114,9 +129,6 @@ class PretrainedTask:
     judge_pairs: int = 512
     alignment_prompts: int = 256
     eval_prompts: int = 64
-    eval_samples: int = 2
-    max_prompt_length: int = 128
-    max_new_tokens: int = 64
 
     def __post_init__(self):
         missing = [name for name in TASK_SPLITS if name not in self.splits]
@@ -137,7 +149,8 @@ class RewardModelSpec:
     prompt + response.
     """
 
-    train: RewardTrainConfig = RewardTrainConfig(learning_rate=1e-3, warmup_steps=10, num_steps=150, weight_decay=0.01)
+    train: RewardTrainConfig = RewardTrainConfig(
+        optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=10, schedule="cosine", weight_decay=0.01), num_steps=150)
     batch_size: int = 64
     train_max_length: int = 112
     max_length: int = 160
@@ -153,13 +166,13 @@ class RewardModelSpec:
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """One learner run: the base ``LearnerConfig`` with the fields this run sets replaced
-    (``learner_fields``); what it leaves at ``None`` it inherits from the base.
+    (``learner_fields``, by dotted path); what it leaves at ``None`` it inherits from the base.
 
     Attributes:
       name: the run's directory name (unique in the experiment).
       label: the curve the run belongs to in plots and claims (e.g. "LSC AND", "raw sum").
       utility: the transform and aggregation (``None``: the base learner's).
-      kl_coef: the KL weight beta (``None``: the base learner's).
+      kl_coef: the KL weight beta, ``kl.coef`` (``None``: the base learner's).
       algorithm: a registered algorithm's name (``alignment.rl.algorithms``; ``None``: the base
         learner's).
       properties: the properties in the utility (``None``: all; one name: a single-property run).
@@ -167,7 +180,9 @@ class RunSpec:
       reward_model: "bt" or "gpm" (the experiment trains the kinds its runs use).
       gpm_opponents: whom a GPM scores a response against (GPO): "policy", the other samples of
         its prompt; "base", the reference stage's K base responses of its prompt.
-      learner_overrides: further ``LearnerConfig`` fields of this run (e.g. PPO's learning rate).
+      learner_overrides: further ``LearnerConfig`` fields of this run by dotted path (e.g.
+        ``{"optimizer.learning_rate": 1e-4, "critic": CriticConfig(gae_lambda=1.0)}`` for PPO);
+        ``rollout`` is the experiment's, not a run's.
       seeds: the training seeds (``LearnerConfig.seed``) this run is repeated over, one learner
         run each, named ``<name>-seed<s>`` (``Experiment.learner_runs``); ``None``: one run with
         the base learner's seed.
@@ -191,9 +206,13 @@ class RunSpec:
             raise ValueError(f"run {self.name!r}: seeds must be distinct and non-empty, got {self.seeds}")
         if self.seeds is not None and "seed" in self.learner_overrides:
             raise ValueError(f"run {self.name!r}: set the training seed by seeds or by learner_overrides['seed'], not both")
-        unknown = sorted(set(self.learner_overrides) - {f.name for f in dataclasses.fields(LearnerConfig)})
+        unknown = nested.unknown_paths(LearnerConfig(), self.learner_overrides)
         if unknown:
-            raise ValueError(f"run {self.name!r}: unknown LearnerConfig fields {unknown} in learner_overrides")
+            raise ValueError(f"run {self.name!r}: learner_overrides names unknown LearnerConfig fields: {'; '.join(unknown)}")
+        shared = [path for path in self.learner_overrides if nested.overlap(path, "rollout")]
+        if shared:
+            raise ValueError(f"run {self.name!r}: learner_overrides sets {shared}, but the rollout is the experiment's "
+                             "(the reference stage and the judge sample with it); set learner.rollout instead")
         if self.reference_method not in REFERENCE_METHODS:
             raise ValueError(f"run {self.name!r}: unknown reference_method {self.reference_method!r}; valid: {', '.join(REFERENCE_METHODS)}")
         if self.reward_model not in REWARD_MODEL_KINDS:
@@ -202,14 +221,17 @@ class RunSpec:
             raise ValueError(f"run {self.name!r}: unknown gpm_opponents {self.gpm_opponents!r}; valid: {', '.join(GPM_OPPONENTS)}")
 
     def learner_fields(self) -> dict[str, Any]:
-        """The ``LearnerConfig`` fields this run sets (and so takes from no base learner)."""
-        shadowing = {"utility": self.utility, "kl_coef": self.kl_coef, "algorithm": self.algorithm}
+        """The ``LearnerConfig`` fields this run sets, by dotted path (and so takes from no base learner)."""
+        shadowing = {"utility": self.utility, "kl.coef": self.kl_coef, "algorithm": self.algorithm}
         seed = {} if self.seeds is None else {"seed": self.seeds[0]}
         return {**self.learner_overrides, **seed, **{k: v for k, v in shadowing.items() if v is not None}}
 
     def learner_config(self, base: LearnerConfig) -> LearnerConfig:
         """``base`` with this run's fields (``learner_fields``)."""
-        return dataclasses.replace(base, **self.learner_fields())
+        try:
+            return nested.replace(base, self.learner_fields())
+        except ValueError as error:
+            raise ValueError(f"run {self.name!r}: {error}") from error
 
     def repeated(self) -> list[RunSpec]:
         """One spec per training seed (``seeds``), each with one seed and its own name; ``[self]``
@@ -272,7 +294,7 @@ class Experiment:
     """
 
     name: str
-    task: SandboxTask | PretrainedTask
+    task: Task
     runs: Sequence[RunSpec]
     learner: LearnerConfig = LearnerConfig()
     reward_models: RewardModelSpec = RewardModelSpec()
@@ -293,8 +315,10 @@ class Experiment:
         return [single for run in self.runs for single in run.repeated()]
 
     def shadowed(self, learner_fields: Sequence[str]) -> list[str]:
-        """Which of the base learner's ``learner_fields`` (e.g. those a sweep changes) some run
-        sets itself, so that a change to the base would not reach that run; one line each."""
-        return [f"learner.{field} is set by run {i} ({run.name!r}) to {run.learner_fields()[field]!r}, which wins"
-                for field in learner_fields for i, run in enumerate(self.runs) if field in run.learner_fields()]
+        """Which of the base learner's ``learner_fields`` (dotted paths, e.g. those a sweep
+        changes) some run sets itself, so that a change to the base would not reach that run;
+        one line each."""
+        return [f"learner.{field} is set by run {i} ({run.name!r}): {set_by} = {value!r}, which wins"
+                for field in learner_fields for i, run in enumerate(self.runs)
+                for set_by, value in run.learner_fields().items() if nested.overlap(field, set_by)]
 

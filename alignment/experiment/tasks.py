@@ -26,11 +26,11 @@ import numpy as np
 
 from alignment import data, sandbox
 from alignment.data import PreferenceRecord, RewardBatch
-from alignment.experiment.spec import PretrainedTask, RewardModelSpec, SandboxTask
+from alignment.experiment.spec import PretrainedTask, RewardModelSpec, SandboxTask, Task
 from alignment.models import load_pretrained, load_tokenizer
 from alignment.models.decoder import Decoder
 from alignment.models.tokenizer import Tokenizer
-from alignment.rl.rollout import encode_chat
+from alignment.rl.rollout import RolloutConfig, encode_chat
 from alignment.rl.reference import ReferenceConfig, compute_base_rewards
 from alignment.rl.scoring import Chat, FunctionReward
 from alignment.sandbox.build import STREAMS
@@ -76,23 +76,25 @@ class TaskData:
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def prepare_task(task: SandboxTask | PretrainedTask, cache_dir: str | Path | None = None, mesh=None) -> TaskData:
-    """Builds (or loads from its cache) everything ``task`` names; ``mesh`` places a pretrained
-    pi_0 as it is read (``alignment.models.load_pretrained``)."""
+def prepare_task(task: Task, cache_dir: str | Path | None = None, *, rollout: RolloutConfig, mesh=None) -> TaskData:
+    """Builds (or loads from its cache) everything ``task`` names, with the experiment's
+    ``rollout`` (its prompt length filters a pretrained task's prompts; a sandbox task samples
+    its pi_0 pairs with it); ``mesh`` places a pretrained pi_0 as it is read
+    (``alignment.models.load_pretrained``)."""
     if isinstance(task, SandboxTask):
-        return _sandbox_task(task, cache_dir)
+        return _sandbox_task(task, rollout, cache_dir)
     if isinstance(task, PretrainedTask):
-        return _pretrained_task(task, mesh)
+        return _pretrained_task(task, rollout, mesh)
     raise TypeError(f"unknown task type {type(task).__name__}; valid: SandboxTask, PretrainedTask")
 
 
-def _sandbox_task(task: SandboxTask, cache_dir: str | Path | None) -> TaskData:
+def _sandbox_task(task: SandboxTask, rollout: RolloutConfig, cache_dir: str | Path | None) -> TaskData:
     box = sandbox.load_sandbox(task.sandbox, cache_dir=cache_dir)
     for name, need in (("policy", task.alignment_prompts), ("eval", task.eval_prompts)):
         if len(box.splits[name]) < need:
             raise ValueError(f"the sandbox's {name!r} split has {len(box.splits[name])} prompts; the task asks for {need}")
     if task.reward_pairs_from == "policy":
-        records = policy_preference_records(box, task, [*box.splits["reward_train"], *box.splits["reward_eval"]])
+        records = policy_preference_records(box, task, rollout, [*box.splits["reward_train"], *box.splits["reward_eval"]])
     else:
         records = sandbox.preference_records(dataclasses.replace(task.sandbox, pairs_per_prompt=task.reward_pairs_per_prompt))
     reward_prompts = {p.text for p in box.splits["reward_train"]}
@@ -129,18 +131,18 @@ def gold_scores(chat: Chat, text: str) -> dict[str, float]:
     return sandbox.gold_utilities(chat[-1]["content"], text)
 
 
-def policy_preference_records(box: sandbox.Sandbox, task: SandboxTask, prompts: Sequence[sandbox.Prompt]) -> dict[str, list[PreferenceRecord]]:
+def policy_preference_records(box: sandbox.Sandbox, task: SandboxTask, rollout: RolloutConfig,
+                              prompts: Sequence[sandbox.Prompt]) -> dict[str, list[PreferenceRecord]]:
     """``task.reward_pairs_per_prompt`` pairs per prompt of pi_0's own samples (two fresh samples a
-    pair, ``task``'s length limits, temperature 1), each property labelling every pair by one draw
+    pair, sampled as ``rollout`` says, the learner's lengths and distribution), each property labelling every pair by one draw
     of the gold Bradley-Terry model (``sandbox.label_pair``, at the property's
     ``task.label_temperatures`` or else the sandbox's ``beta``), then flipped with probability
     ``task.label_flip`` (a stream of its own, so the draws do not depend on it). The samples
     are drawn once per sandbox and kept in its cache entry (``alignment.rl.reference``'s cache)."""
     pairs = task.reward_pairs_per_prompt
-    config = ReferenceConfig(num_samples=2 * pairs, max_new_tokens=task.max_new_tokens, max_prompt_length=task.max_prompt_length,
-                             batch_prompts=max(1, 512 // (2 * pairs)), seed=task.sandbox.seed)
+    config = ReferenceConfig(num_samples=2 * pairs, batch_prompts=max(1, 512 // (2 * pairs)), seed=task.sandbox.seed)
     samples = compute_base_rewards(box.policy, box.tokenizer, [messages(p) for p in prompts],
-                                   [FunctionReward(gold_scores, sandbox.PROPERTIES)], config,
+                                   [FunctionReward(gold_scores, sandbox.PROPERTIES)], config, rollout=rollout,
                                    cache_dir=None if box.directory is None else box.directory / "pi_0-samples")
     records: dict[str, list[PreferenceRecord]] = {}
     unknown = sorted(set(task.label_temperatures) - set(sandbox.PROPERTIES))
@@ -161,7 +163,7 @@ def policy_preference_records(box: sandbox.Sandbox, task: SandboxTask, prompts: 
     return records
 
 
-def _pretrained_task(task: PretrainedTask, mesh) -> TaskData:
+def _pretrained_task(task: PretrainedTask, rollout: RolloutConfig, mesh) -> TaskData:
     directory = data.data_dir(task.data_dir)
     paths = {prop: data.check_file(directory / path, fmt) for prop, fmt, path in task.files}  # before the model loads
     policy, tokenizer = pretrained_policy(task, mesh)
@@ -169,13 +171,13 @@ def _pretrained_task(task: PretrainedTask, mesh) -> TaskData:
     splits = {prop: data.split_records(result.records, task.splits) for prop, result in loaded.items()}
     proxy_pairs = {prop: groups["reward_train"][: task.reward_pairs] for prop, groups in splits.items()}
     judge_pairs = {prop: groups["reward_eval"][: task.judge_pairs] for prop, groups in splits.items()}
-    prompts = {split: split_prompts({p: g[split] for p, g in splits.items()}, tokenizer, task.max_prompt_length)
+    prompts = {split: split_prompts({p: g[split] for p, g in splits.items()}, tokenizer, rollout.max_prompt_length)
                for split in ("policy", "eval")}
     chats = {split: take_prompts(prompts[split][0], count, split)
              for split, count in (("policy", task.alignment_prompts), ("eval", task.eval_prompts))}
     summary = {
         "data_dir": str(directory),
-        "max_prompt_length": task.max_prompt_length,
+        "max_prompt_length": rollout.max_prompt_length,
         "properties": {
             prop: {
                 "file": str(paths[prop]), "format": fmt, "lines": loaded[prop].report.lines, "kept": loaded[prop].report.kept,
@@ -242,7 +244,7 @@ def take_prompts(chats: Mapping[str, Sequence[Chat]], count: int, split: str) ->
     if len(taken) < count:
         available = ", ".join(f"{prop} {len(c)}" for prop, c in chats.items())
         raise ValueError(f"the {split!r} split has {len(taken)} prompts that fit ({available}); the task asks for {count}: "
-                         "lower the count, raise max_prompt_length or give the split a larger fraction")
+                         "lower the count, raise learner.rollout.max_prompt_length or give the split a larger fraction")
     return taken
 
 

@@ -123,7 +123,7 @@ def get_algorithm(name: str) -> Algorithm:
 
 def sequence_scores(x: AdvantageInputs, config: LearnerConfig) -> jax.Array:
     """``s = u - beta * sum_t k1_t`` with the KL in the reward, else ``u``; ``[B]``."""
-    return x.utility - x.kl_coef * x.kl_tokens.sum(axis=1) if config.kl_in == "reward" else x.utility
+    return x.utility - x.kl_coef * x.kl_tokens.sum(axis=1) if config.kl.placement == "reward" else x.utility
 
 
 def per_sequence(group_estimator: Callable[[jax.Array], jax.Array]) -> Estimator:
@@ -142,14 +142,14 @@ def token_rewards(utility: jax.Array, x: AdvantageInputs, config: LearnerConfig)
     """``utility [t = last token] - beta * k1_t`` (the KL only when it is in the reward), ``[B, N]``."""
     last = jax.nn.one_hot(x.mask.sum(axis=1).astype(jnp.int32) - 1, x.mask.shape[1], dtype=x.mask.dtype)
     rewards = utility[:, None] * last
-    return rewards - x.kl_coef * x.kl_tokens if config.kl_in == "reward" else rewards
+    return rewards - x.kl_coef * x.kl_tokens if config.kl.placement == "reward" else rewards
 
 
 def gae_estimate(x: AdvantageInputs, config: LearnerConfig) -> tuple[jax.Array, jax.Array]:
     """PPO: GAE(gamma, lambda) of the token rewards against the critic's values, whitened over
-    the batch's tokens when ``whiten_advantages``; the value targets are ``A + V``."""
-    advantages, returns = adv.gae(token_rewards(x.utility, x, config), x.values, x.mask, config.gamma, config.gae_lambda)
-    if config.whiten_advantages:
+    the batch's tokens when ``critic.whiten_advantages``; the value targets are ``A + V``."""
+    advantages, returns = adv.gae(token_rewards(x.utility, x, config), x.values, x.mask, config.loss.gamma, config.critic_options.gae_lambda)
+    if config.critic_options.whiten_advantages:
         advantages = adv.masked_whiten(advantages, x.mask)
     return advantages, returns
 
@@ -160,7 +160,7 @@ def reinforce_pp_estimate(x: AdvantageInputs, config: LearnerConfig) -> tuple[ja
     ``A_t = sum_{s >= t} gamma^(s-t) r_s``, whitened over the batch's tokens."""
     utility = x.utility.reshape(-1, config.num_samples)
     centred = (utility - utility.mean(axis=1, keepdims=True)).reshape(-1)
-    returns, _ = adv.gae(token_rewards(centred, x, config), jnp.zeros_like(x.values), x.mask, config.gamma, 1.0)
+    returns, _ = adv.gae(token_rewards(centred, x, config), jnp.zeros_like(x.values), x.mask, config.loss.gamma, 1.0)
     return adv.masked_whiten(returns, x.mask), jnp.zeros_like(returns)
 
 

@@ -24,6 +24,7 @@ from jax.sharding import Mesh
 
 from alignment.models.tokenizer import Tokenizer
 from alignment.rl.reference import ReferenceConfig, ScoredSamples, sample_and_score
+from alignment.rl.rollout import RolloutConfig
 from alignment.rl.scoring import Chat, RewardFunction
 from alignment.rl.utility import Utility
 
@@ -92,11 +93,13 @@ def best_of_k(
     k: int,
     key: jax.Array,
     *,
+    rollout: RolloutConfig,
     config: ReferenceConfig = ReferenceConfig(),
     mesh: Mesh | None = None,
 ) -> BestOfK:
-    """Samples k responses per chat from ``policy`` with ``key``, scores them and reranks by
-    ``utility`` (``rerank``). ``config`` gives the sampling parameters; its ``num_samples`` is
-    replaced by k and its ``seed`` is unused."""
-    scored = sample_and_score(policy, tokenizer, chats, reward_fns, dataclasses.replace(config, num_samples=k), key, mesh=mesh)
+    """Samples k responses per chat from ``policy`` with ``key`` as ``rollout`` says, scores them
+    and reranks by ``utility`` (``rerank``). ``config`` gives the chunking; its ``num_samples``
+    is replaced by k and its ``seed`` is unused."""
+    scored = sample_and_score(policy, tokenizer, chats, reward_fns, dataclasses.replace(config, num_samples=k), key,
+                              rollout=rollout, mesh=mesh)
     return rerank(scored, utility, references)

@@ -7,14 +7,14 @@ One ``Learner.train_step()``:
    sampling program; the sampler also returns log pi_old of every token);
 2. **score**: every reward function scores every response (``alignment.rl.scoring``); the
    utility ``U = Utility(rewards, r_ref)`` (``alignment.rl.utility``) is one number per
-   response, and responses without EOS can be charged ``no_eos_penalty``;
-3. **reference**: log pi_0 of every response token (and, with a critic, the values V(s_t));
+   response, and responses without EOS can be charged ``shaping.no_eos_penalty``;
+3. **base-policy pass**: log pi_0 of every response token (and, with a critic, the values V(s_t));
 4. **update**: the algorithm's advantages (``alignment.rl.algorithms``), then
    ``epochs x minibatches`` optimizer steps of one compiled program on its loss
    (``alignment.rl.programs``, where the formulas and the claim-1 diagnostics are).
 
 The learner reads the algorithm's properties (critic, ratio, aggregation, group filtering),
-never its name. The KL coefficient beta is fixed or adapted towards ``kl_target`` after each
+never its name. The KL coefficient beta is fixed or adapted towards ``kl.target`` after each
 step (``kl.py``).
 
 Metrics stay on the device and are fetched every ``log_every`` steps (JSON lines, TensorBoard,
@@ -54,8 +54,8 @@ from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host
 from alignment.rl import algorithms, kl
 from alignment.rl.config import LearnerConfig, make_optimizer
-from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, reference_pass, rollout_advantages, sampler_config
-from alignment.rl.rollout import PromptStream, encode_prompts, sample_groups
+from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, base_policy_pass, rollout_advantages
+from alignment.rl.rollout import PromptStream, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler
 from alignment.training import preemption
@@ -64,13 +64,16 @@ from alignment.training.metrics import SPIKE_WINDOW, MetricsWriter, gradient_spi
 from alignment.training.steps import make_train_step, pin_to_mesh
 
 class Learner:
-    """Aligns ``policy`` to the utility of ``rewards`` with a KL penalty to ``reference``.
+    """Aligns ``policy`` to the utility of ``rewards`` with a KL penalty to ``base_policy``.
+
+    Names: ``base_policy`` is the frozen pi_0; ``references`` are the reference rewards r_ref
+    (one per prompt and property, from the reference stage, ``alignment.rl.reference``).
 
     Args:
-      policy: the decoder to train (in place). With a ``mesh``, the policy, the reference and the
+      policy: the decoder to train (in place). With a ``mesh``, the policy, the base policy and the
         value model are moved to the shardings their logical axes give under ``rules``; reward
         models stay where their ``ModelReward`` put them.
-      reference: the frozen base policy pi_0 (a separate copy of the initial weights).
+      base_policy: the frozen base policy pi_0 (a separate copy of the initial weights).
       tokenizer: the policy's tokenizer with its chat template and EOS id.
       rewards: reward functions (``alignment.rl.scoring``) that together score every property.
       prompts: the alignment prompts as chats (``[{"role": "user", "content": ...}]``).
@@ -88,7 +91,7 @@ class Learner:
     def __init__(
         self,
         policy: Decoder,
-        reference: Decoder,
+        base_policy: Decoder,
         tokenizer: Tokenizer,
         rewards: Sequence[RewardFunction],
         prompts: Sequence[Chat],
@@ -100,8 +103,8 @@ class Learner:
         rules=DEFAULT_RULES,
         workdir: str | Path | None = None,
     ):
-        if reference is policy:
-            raise ValueError("reference must be a separate copy of the base policy (the policy is trained in place)")
+        if base_policy is policy:
+            raise ValueError("base_policy must be a separate copy of the policy's initial weights (the policy is trained in place)")
         self.algorithm = config.algorithm_spec
         if self.algorithm.critic and value_model is None:
             raise ValueError(f"{config.algorithm} needs a value_model: a ValueModel with its own backbone or with backbone=policy")
@@ -111,29 +114,30 @@ class Learner:
         if len(set(self.properties)) != len(self.properties):
             raise ValueError(f"each property must be scored by one reward function; got {list(self.properties)}")
         self.prompts = [list(chat) for chat in prompts]
-        self.prompt_ids = encode_prompts(tokenizer, self.prompts, config.max_prompt_length, "max_prompt_length")
+        self.prompt_ids = config.rollout.encode(tokenizer, self.prompts)
         self.references = self._check_references(references)
         self.trainable = Trainable(policy, value_model if self.algorithm.critic else None)
         if mesh is not None:  # each model where the logical rules put its parameters (a no-op if already there)
-            for model in (self.trainable, reference):
+            for model in (self.trainable, base_policy):
                 shard_model(model, mesh, self.rules)
         # The update donates the trainable buffers: own copies keep arrays shared with other
-        # modules (e.g. a reference made by nnx.clone(policy)) alive.
+        # modules (e.g. a base policy made by nnx.clone(policy)) alive.
         nnx.update(self.trainable, jax.tree.map(jnp.copy, nnx.state(self.trainable)))
-        self.reference = reference
+        self.base_policy = base_policy
         self.optimizer = nnx.Optimizer(self.trainable, make_optimizer(config), wrt=nnx.Param)
         self.stream = PromptStream(len(self.prompts), config.seed)
-        self.sampler = Sampler(sampler_config(config, (tokenizer.eos_id,), tokenizer.pad_id), mesh=mesh, rules=self.rules)
+        sampling = config.rollout.sampler_config((tokenizer.eos_id,), tokenizer.pad_id, (config.batch_size,))
+        self.sampler = Sampler(sampling, mesh=mesh, rules=self.rules)
         self.step = 0
         self.position = 0
-        self.kl_coef = self._on_mesh(np.float32(config.kl_coef), batch=False)
+        self.kl_coef = self._on_mesh(np.float32(config.kl.coef), batch=False)
         key = jax.random.key(config.seed)
         self.key = key if mesh is None else jax.random.wrap_key_data(self._on_mesh(jax.random.key_data(key), batch=False))
         self._compilations = {"reference": 0, "advantages": 0}
         shardings = None if mesh is None else pin_to_mesh((self.trainable, self.optimizer), mesh)
         loss = functools.partial(policy_loss, config=config, prompt_length=self.sampler_prompt_length, rules=self.rules)
         self._update = make_train_step(loss, nnx.Param, shardings, microbatches=config.microbatches, reduction="sum")
-        self._reference_pass = jax.jit(self._trace_reference, static_argnums=(0, 1))
+        self._base_policy_pass = jax.jit(self._trace_base_policy, static_argnums=(0, 1))
         self._advantages = jax.jit(self._trace_advantages)
         self.workdir = None if workdir is None else Path(workdir)
         self._writer = None
@@ -180,10 +184,10 @@ class Learner:
 
     # ----------------------------------------------------------------------------- programs
 
-    def _trace_reference(self, *args):
-        """``reference_pass`` at this learner's prompt length (counts its traces)."""
+    def _trace_base_policy(self, *args):
+        """``base_policy_pass`` at this learner's prompt length (counts its traces)."""
         self._compilations["reference"] += 1
-        return reference_pass(*args, prompt_length=self.sampler_prompt_length)
+        return base_policy_pass(*args, prompt_length=self.sampler_prompt_length)
 
     def _trace_advantages(self, *args):
         """``rollout_advantages`` of this learner's config and properties (counts its traces)."""
@@ -197,7 +201,7 @@ class Learner:
 
     @property
     def sampler_prompt_length(self) -> int:
-        return self.config.max_prompt_length
+        return self.config.rollout.max_prompt_length
 
     # ----------------------------------------------------------------------------- the step
 
@@ -224,12 +228,12 @@ class Learner:
 
         mark = time.perf_counter()
         out = samples.output
-        reference_def, reference_state = nnx.split(self.reference)
+        base_def, base_state = nnx.split(self.base_policy)
         trainable_def, trainable_state = nnx.split(self.trainable)
         with self._mesh_context():
-            ref_logprobs, values = self._reference_pass(reference_def, trainable_def, reference_state, trainable_state,
+            base_logprobs, values = self._base_policy_pass(base_def, trainable_def, base_state, trainable_state,
                                                         out.tokens, out.prompt_mask, out.response_mask)
-            ref_logprobs.block_until_ready()
+            base_logprobs.block_until_ready()
         times["time/reference"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
@@ -237,16 +241,16 @@ class Learner:
         response_mask = out.response_mask[:, out.prompt_length :]
         with self._mesh_context():
             advantages, returns, counted, metrics, flags = self._advantages(
-                rewards, self._on_mesh(self.references[rows]), self._on_mesh(samples.ended), old_logprobs, ref_logprobs,
+                rewards, self._on_mesh(self.references[rows]), self._on_mesh(samples.ended), old_logprobs, base_logprobs,
                 values, response_mask, self.kl_coef,
             )
-            batch = UpdateBatch(out.tokens, out.prompt_mask, out.response_mask, old_logprobs, ref_logprobs, advantages, returns,
+            batch = UpdateBatch(out.tokens, out.prompt_mask, out.response_mask, old_logprobs, base_logprobs, advantages, returns,
                                 values, counted)
             update_metrics = self._optimize(batch, shuffle_key)
         metrics.update(update_metrics)
         flags.update({"loss": ~jnp.isfinite(update_metrics["loss"]), "gradients": ~jnp.isfinite(update_metrics["grad_norm"])})
-        if c.kl_target is not None:
-            self.kl_coef = kl.adaptive_coefficient(self.kl_coef, metrics["kl/sequence"], c.kl_target, c.kl_horizon, c.batch_size)
+        if c.kl.target is not None:
+            self.kl_coef = kl.adaptive_coefficient(self.kl_coef, metrics["kl/sequence"], c.kl.target, c.kl.horizon, c.batch_size)
         jax.block_until_ready(metrics)
         times["time/update"] = time.perf_counter() - mark
         times["time/step"] = time.perf_counter() - start
@@ -268,7 +272,7 @@ class Learner:
             order = jax.random.permutation(jax.random.fold_in(key, epoch), c.batch_size) if c.minibatches > 1 or c.epochs > 1 else None
             for m in range(c.minibatches):
                 minibatch = batch if order is None else jax.tree.map(lambda x: x[order[m * size : (m + 1) * size]], batch)
-                weights = algorithms.loss_weights(self.algorithm, minibatch.loss_weights, c.max_new_tokens)
+                weights = algorithms.loss_weights(self.algorithm, minibatch.loss_weights, c.rollout.max_new_tokens)
                 collected.append(self._update(self.trainable, self.optimizer, minibatch._replace(loss_weights=weights), self.kl_coef))
         return jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *collected)
 
@@ -310,11 +314,11 @@ class Learner:
         fetched = to_host([metrics for _, metrics, _ in self._unlogged])
         for (step, _, times), metrics in zip(self._unlogged, fetched):
             record = {"step": step, **{k: float(v) for k, v in metrics.items()}, **times}
-            if self.config.non_finite == "skip":
+            if self.config.faults.non_finite == "skip":
                 record["update_skipped"] = float(step in self._skipped)
-            if self.config.grad_spike_factor is not None:
+            if self.config.faults.grad_spike_factor is not None:
                 ratio = gradient_spike([h["grad_norm"] for h in self.history[-SPIKE_WINDOW:]], record["grad_norm"],
-                                       self.config.grad_spike_factor)
+                                       self.config.faults.grad_spike_factor)
                 record["grad_spike"] = float(ratio is not None)
                 if ratio is not None and is_primary():
                     print(f"[learner] step {step}: gradient norm {record['grad_norm']:.3g} is {ratio:.1f} times the median "
@@ -342,13 +346,13 @@ class Learner:
                 self._skips_in_a_row = 0
                 continue
             message = f"step {step}: non-finite {', '.join(bad)}; that step's update was skipped, the parameters are finite"
-            if self.config.non_finite == "stop":
+            if self.config.faults.non_finite == "stop":
                 raise FloatingPointError(message)
             self._skipped.add(step)
             self._skips_in_a_row += 1
-            if self._skips_in_a_row >= self.config.max_skips_in_a_row:
+            if self._skips_in_a_row >= self.config.faults.max_skips_in_a_row:
                 raise FloatingPointError(f"{message}; {self._skips_in_a_row} steps in a row were skipped "
-                                         f"(max_skips_in_a_row={self.config.max_skips_in_a_row}): stopping")
+                                         f"(faults.max_skips_in_a_row={self.config.faults.max_skips_in_a_row}): stopping")
             if is_primary():
                 print(f"[learner] {message} (non_finite='skip': {self._skips_in_a_row} in a row)", flush=True)
 

@@ -33,7 +33,7 @@ from alignment.models.heads import ValueModel
 from alignment.models.partitioning import abstract_state, state_shardings
 from alignment.parallel import DEFAULT_RULES, logical_sharding
 from alignment.rl.config import LearnerConfig, make_optimizer
-from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, reference_pass, sampler_config
+from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, base_policy_pass
 from alignment.sampling import Sampler
 from alignment.training.steps import make_train_step
 
@@ -65,6 +65,7 @@ def lower_learner(
     backbone) or "separate" (its own backbone); ignored by the others, as in the ``Learner``.
     """
     c = learner_config
+    prompt_length = c.rollout.max_prompt_length
     if value not in (None, *VALUE_MODELS):
         raise ValueError(f"unknown value model {value!r}; valid: {', '.join(VALUE_MODELS)} (or None without PPO)")
     if c.algorithm_spec.critic and value is None:
@@ -73,21 +74,21 @@ def lower_learner(
     trainable, reference, optimizer = abstract_learner(decoder_config, c, mesh, rules, value=value)
     shardings = state_shardings(nnx.state((trainable, optimizer)), mesh, rules)
     step = make_train_step(
-        functools.partial(policy_loss, config=c, prompt_length=c.max_prompt_length, rules=rules),
+        functools.partial(policy_loss, config=c, prompt_length=prompt_length, rules=rules),
         nnx.Param, shardings, microbatches=c.microbatches, reduction="sum",
     )
     replicated = jax.ShapeDtypeStruct((), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
     with jax.set_mesh(mesh):
         update = step.lower(trainable, optimizer, rollout_shapes(c, c.batch_size // c.minibatches, mesh, rules), replicated)
         rollout = rollout_shapes(c, c.batch_size, mesh, rules)
-        reference_def, reference_state = nnx.split(reference)
+        base_def, base_state = nnx.split(reference)
         trainable_def, trainable_state = nnx.split(trainable)
-        reference_program = jax.jit(functools.partial(reference_pass, prompt_length=c.max_prompt_length), static_argnums=(0, 1))
-        reference_lowered = reference_program.lower(reference_def, trainable_def, reference_state, trainable_state,
+        reference_program = jax.jit(functools.partial(base_policy_pass, prompt_length=prompt_length), static_argnums=(0, 1))
+        reference_lowered = reference_program.lower(base_def, trainable_def, base_state, trainable_state,
                                                     rollout.tokens, rollout.prompt_mask, rollout.response_mask)
     # Token ids are constants of the sampling program: their values do not change its shapes.
-    sampler = Sampler(sampler_config(c, eos_ids=(1,), pad_id=0), mesh=mesh, rules=rules)
-    sample = sampler.lower(trainable.policy, c.batch_size, c.max_prompt_length)
+    sampler = Sampler(c.rollout.sampler_config(eos_ids=(1,), pad_id=0, batch_sizes=(c.batch_size,)), mesh=mesh, rules=rules)
+    sample = sampler.lower(trainable.policy, c.batch_size, prompt_length)
     return LearnerLowering(update, sample, reference_lowered, parameter_shardings(trainable))
 
 
@@ -114,7 +115,7 @@ def abstract_learner(
 def rollout_shapes(config: LearnerConfig, rows: int, mesh: Mesh, rules=DEFAULT_RULES) -> UpdateBatch:
     """An ``UpdateBatch`` of ``rows`` responses as ``ShapeDtypeStruct``s, rows over the logical
     "batch" axis: ``[rows, P + N]`` sequences and ``[rows, N]`` per-token arrays."""
-    p, n = config.max_prompt_length, config.max_new_tokens
+    p, n = config.rollout.max_prompt_length, config.rollout.max_new_tokens
 
     def shaped(width, dtype):
         shape = (rows, width)

@@ -2,7 +2,7 @@
 definitions) that the learner, the experiment's judge and ``lowering.py`` jit alike.
 
     response_hidden      hidden states of the positions that emit the response tokens
-    reference_pass       log pi_0 of the response tokens (and the critic's values V(s_t))
+    base_policy_pass     log pi_0 of the response tokens (and the critic's values V(s_t))
     rollout_advantages   utilities, the algorithm's advantages, the claim-1 diagnostics and
                          the non-finite flags of one rollout
     policy_loss          the minibatch loss of the algorithm (below)
@@ -36,7 +36,6 @@ from alignment.rl import advantages as adv
 from alignment.rl import algorithms, kl
 from alignment.rl.config import LearnerConfig
 from alignment.rl.losses import clipped_surrogate, token_logprobs_and_entropy, value_loss
-from alignment.sampling import SamplerConfig, SamplingParams
 
 
 class Trainable(nnx.Module):
@@ -61,7 +60,7 @@ class UpdateBatch(NamedTuple):
     prompt_mask: jax.Array
     response_mask: jax.Array
     old_logprobs: jax.Array
-    ref_logprobs: jax.Array
+    base_logprobs: jax.Array
     advantages: jax.Array
     returns: jax.Array
     old_values: jax.Array
@@ -91,18 +90,18 @@ def response_values(trainable: Trainable, tokens, prompt_mask, response_mask, pr
     return value.head(hidden)
 
 
-def reference_pass(reference_def, trainable_def, reference_state, trainable_state, tokens, prompt_mask, response_mask, *, prompt_length: int):
+def base_policy_pass(base_def, trainable_def, base_state, trainable_state, tokens, prompt_mask, response_mask, *, prompt_length: int):
     """log pi_0 of the response tokens and the critic's values ``[B, N]`` (zeros without a
     critic); the graph definitions are the static arguments of its ``jax.jit``."""
-    ref_logprobs = response_logprobs(nnx.merge(reference_def, reference_state), tokens, prompt_mask, response_mask, prompt_length)
-    values = jnp.zeros_like(ref_logprobs)
+    base_logprobs = response_logprobs(nnx.merge(base_def, base_state), tokens, prompt_mask, response_mask, prompt_length)
+    values = jnp.zeros_like(base_logprobs)
     trainable = nnx.merge(trainable_def, trainable_state)
     if trainable.value is not None:
         values = response_values(trainable, tokens, prompt_mask, response_mask, prompt_length)
-    return ref_logprobs, values
+    return base_logprobs, values
 
 
-def rollout_advantages(rewards, references, ended, old_logprobs, ref_logprobs, values, response_mask, kl_coef, *,
+def rollout_advantages(rewards, references, ended, old_logprobs, base_logprobs, values, response_mask, kl_coef, *,
                        config: LearnerConfig, properties: Sequence[str]):
     """One rollout's advantages ``[B, N]``, value targets ``[B, N]``, the tokens that count
     ``[B, N]``, metrics and non-finite flags.
@@ -112,16 +111,16 @@ def rollout_advantages(rewards, references, ended, old_logprobs, ref_logprobs, v
     """
     c, algorithm = config, config.algorithm_spec
     mask = response_mask.astype(jnp.float32)
-    kl_tokens = kl.k1(old_logprobs, ref_logprobs) * mask
+    kl_tokens = kl.k1(old_logprobs, base_logprobs) * mask
     kl_sequence = kl_tokens.sum(axis=1)
     utility_of = lambda r: c.utility(r, jnp.nan_to_num(references), tuple(properties), c.num_samples)  # noqa: E731
     utility, slope_fn = jax.vjp(utility_of, rewards)
     slopes = slope_fn(jnp.ones_like(utility))[0]  # dU/dr_p per response: the weight of a reward gain
     counted = algorithms.varied_groups(utility, c.num_samples) if algorithm.filter_groups else jnp.ones_like(utility)
-    if c.no_eos_penalty is not None:
-        utility = jnp.where(ended, utility, utility - c.no_eos_penalty)
+    if c.shaping.no_eos_penalty is not None:
+        utility = jnp.where(ended, utility, utility - c.shaping.no_eos_penalty)
     lengths = mask.sum(axis=1)
-    shaping = algorithms.overlong_penalty(lengths, c.max_new_tokens, c.overlong_window, c.overlong_penalty)
+    shaping = algorithms.overlong_penalty(lengths, c.rollout.max_new_tokens, c.overlong_window, c.shaping.overlong_penalty)
     utility = utility + shaping
     advantages, returns = algorithm.estimate(algorithms.AdvantageInputs(utility, kl_tokens, values, mask, kl_coef), c)
     response_advantage = jnp.abs(advantages).sum(axis=1) / jnp.maximum(lengths, 1.0)
@@ -165,13 +164,13 @@ def policy_loss(trainable: Trainable, batch: UpdateBatch, kl_coef, *, config: Le
     hidden = response_hidden(trainable.policy, batch.tokens, batch.prompt_mask, batch.response_mask, p)
     hidden = with_logical_constraint(hidden, ("batch", "length", "embed"), rules)
     logprobs, entropy = token_logprobs_and_entropy(trainable.policy.logits(hidden), batch.tokens[:, p:])
-    if c.entropy_coef == 0.0:
+    if c.loss.entropy_coef == 0.0:
         entropy = jax.lax.stop_gradient(entropy)
     low, high = c.clip_range
     surrogate, clipped = clipped_surrogate(algorithms.log_ratio(algorithm, logprobs, batch.old_logprobs, mask), batch.advantages, low, high)
-    loss = jnp.sum(weights * (surrogate - c.entropy_coef * entropy))
-    kl_loss = kl.k3(logprobs, batch.ref_logprobs)
-    if c.kl_in == "loss":
+    loss = jnp.sum(weights * (surrogate - c.loss.entropy_coef * entropy))
+    kl_loss = kl.k3(logprobs, batch.base_logprobs)
+    if c.kl.placement == "loss":
         loss += kl_coef * jnp.sum(weights * kl_loss)
     metrics = {
         "policy_loss": adv.masked_mean(surrogate, mask),
@@ -181,17 +180,8 @@ def policy_loss(trainable: Trainable, batch: UpdateBatch, kl_coef, *, config: Le
     }
     if trainable.value is not None:
         values = response_values(trainable, batch.tokens, batch.prompt_mask, batch.response_mask, p, hidden)
-        losses = value_loss(values, batch.old_values, batch.returns, c.value_clip)
-        loss += c.value_coef * jnp.sum(weights * losses)
+        losses = value_loss(values, batch.old_values, batch.returns, c.critic_options.value_clip)
+        loss += c.critic_options.value_coef * jnp.sum(weights * losses)
         metrics["value_loss"] = adv.masked_mean(losses, mask)
     return loss, metrics
 
-
-def sampler_config(config: LearnerConfig, eos_ids: Sequence[int], pad_id: int) -> SamplerConfig:
-    """The sampler of a learner step: one prompt bucket (``max_prompt_length``) and one batch
-    bucket (``batch_size``), so that sampling is one compiled program."""
-    return SamplerConfig(
-        max_new_tokens=config.max_new_tokens, eos_ids=tuple(eos_ids), pad_id=pad_id,
-        sampling=SamplingParams(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
-        prompt_buckets=(config.max_prompt_length,), batch_buckets=(config.batch_size,),
-    )

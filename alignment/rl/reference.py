@@ -17,7 +17,8 @@ cache), two entries so that a new reward model rescores without resampling:
 
 * ``samples-<key>.npz`` (texts and EOS flags), key = sha256 over the prompts' chat messages and
   token ids (so the tokenizer's template counts), the policy's fingerprint, the tokenizer's EOS
-  and pad ids and every ``ReferenceConfig`` field (K, sampling parameters, buckets, seed);
+  and pad ids, every ``ReferenceConfig`` field (K, chunk, seed) and the ``RolloutConfig`` (lengths,
+  sampling parameters);
 * ``rewards-<key>.npz`` (rewards ``[P, N, K]``), key = sha256 over the samples key and each
   reward function's fingerprint and properties.
 
@@ -56,9 +57,9 @@ from jax.sharding import Mesh
 from alignment import files, rewards
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
-from alignment.rl.rollout import encode_prompts, sample_groups
+from alignment.rl.rollout import RolloutConfig, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
-from alignment.sampling import Sampler, SamplerConfig, SamplingParams
+from alignment.sampling import Sampler, SamplerConfig
 
 CACHE_ENV = "ALIGNMENT_CACHE"
 _FORMAT = 1  # bump when the entries' layout changes
@@ -66,44 +67,25 @@ _FORMAT = 1  # bump when the entries' layout changes
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceConfig:
-    """How the K base responses per prompt are sampled.
+    """How many base responses per prompt are sampled, in what chunks. Their lengths and sampling
+    distribution are the learner's (a ``RolloutConfig``, passed beside this config): r_ref
+    estimates pi_0's rewards under the distribution the learner samples from.
 
     Attributes:
       num_samples: K, responses per prompt.
-      max_new_tokens: response length limit.
-      temperature, top_k, top_p: the sampling distribution (``alignment.sampling.SamplingParams``).
-      max_prompt_length: the one prompt bucket, in tokens of the chat-templated prompt (a longer
-        prompt is an error).
       batch_prompts: prompts per sampler call (``batch_prompts * K`` rows; also the scoring chunk).
       seed: chunk c of the prompts is sampled with ``fold_in(jax.random.key(seed), c)``.
     """
 
     num_samples: int = 16
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float = 1.0
-    max_prompt_length: int = 128
     batch_prompts: int = 8
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("num_samples", "max_new_tokens", "max_prompt_length", "batch_prompts"):
+        for name in ("num_samples", "batch_prompts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ReferenceConfig.{name} must be a positive int; got {name}={value!r}")
-        self.sampling_params()
-
-    def sampling_params(self) -> SamplingParams:
-        return SamplingParams(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
-
-    def sampler_config(self, tokenizer: Tokenizer) -> SamplerConfig:
-        """One sampling program: batch ``batch_prompts * K`` rows, prompts padded to ``max_prompt_length``."""
-        return SamplerConfig(
-            max_new_tokens=self.max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
-            sampling=self.sampling_params(), prompt_buckets=(self.max_prompt_length,),
-            batch_buckets=(self.batch_prompts * self.num_samples,),
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,19 +139,21 @@ def compute_base_rewards(
     config: ReferenceConfig = ReferenceConfig(),
     cache_dir: str | Path | None = None,
     *,
+    rollout: RolloutConfig,
     mesh: Mesh | None = None,
 ) -> BaseRewards:
-    """K base-policy responses to each chat, scored by every reward function (group size K).
+    """K base-policy responses to each chat, sampled as ``rollout`` says (the learner's lengths
+    and distribution), scored by every reward function (group size K).
 
     Reads the samples and rewards from the cache when present (module docstring), else samples
     and/or scores and stores them. ``mesh``: the mesh the policy is sharded on, if any.
     """
     root = cache_root(cache_dir)
-    prompt_ids = encode_prompts(tokenizer, chats, config.max_prompt_length, "ReferenceConfig.max_prompt_length")
+    prompt_ids = rollout.encode(tokenizer, chats)
     samples_key = _digest({
         "format": _FORMAT, "chats": [[dict(m) for m in chat] for chat in chats], "prompt_ids": prompt_ids,
         "policy": fingerprint(policy), "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_id,
-        "config": dataclasses.asdict(config),
+        "config": dataclasses.asdict(config), "rollout": dataclasses.asdict(rollout),
     })
     properties = [name for fn in reward_fns for name in fn.properties]
     rewards_key = _digest({"samples": samples_key, "reward_fns": [[fingerprint(fn), list(fn.properties)] for fn in reward_fns]})
@@ -182,7 +166,7 @@ def compute_base_rewards(
     if samples_from_cache:
         texts, ended = stored["texts"], stored["ended"]
     else:
-        texts, ended = _sample(policy, tokenizer, prompt_ids, config, jax.random.key(config.seed), mesh)
+        texts, ended = _sample(policy, tokenizer, prompt_ids, config, rollout, jax.random.key(config.seed), mesh)
         _write_entry(samples_path, texts=texts, ended=ended)
 
     stored = _read_entry(rewards_path, {"properties": ((len(properties),), "U"), "rewards": ((len(properties), *shape), "f")})
@@ -204,11 +188,12 @@ def sample_and_score(
     config: ReferenceConfig,
     key: jax.Array,
     *,
+    rollout: RolloutConfig,
     mesh: Mesh | None = None,
 ) -> ScoredSamples:
-    """``config.num_samples`` responses to each chat sampled with ``key`` (``config.seed`` unused)
-    and scored by every reward function; no cache."""
-    texts, ended = _sample(policy, tokenizer, encode_prompts(tokenizer, chats, config.max_prompt_length, "ReferenceConfig.max_prompt_length"), config, key, mesh)
+    """``config.num_samples`` responses to each chat sampled as ``rollout`` says with ``key``
+    (``config.seed`` unused) and scored by every reward function; no cache."""
+    texts, ended = _sample(policy, tokenizer, rollout.encode(tokenizer, chats), config, rollout, key, mesh)
     return ScoredSamples(texts, ended, _score(chats, texts, reward_fns, config.batch_prompts))
 
 
@@ -302,9 +287,10 @@ def _sampler(config: SamplerConfig, mesh: Mesh | None) -> Sampler:
     return Sampler(config, mesh)
 
 
-def _sample(policy, tokenizer, prompt_ids, config: ReferenceConfig, key, mesh) -> tuple[np.ndarray, np.ndarray]:
+def _sample(policy, tokenizer, prompt_ids, config: ReferenceConfig, rollout: RolloutConfig, key, mesh) -> tuple[np.ndarray, np.ndarray]:
     """Texts and EOS flags ``[num_prompts, K]``; chunk c of ``batch_prompts`` prompts uses ``fold_in(key, c)``."""
-    sampler = _sampler(config.sampler_config(tokenizer), mesh)
+    sampling = rollout.sampler_config((tokenizer.eos_id,), tokenizer.pad_id, (config.batch_prompts * config.num_samples,))
+    sampler = _sampler(sampling, mesh)
     texts, ended = [], []
     for c, start in enumerate(range(0, len(prompt_ids), config.batch_prompts)):
         samples = sample_groups(sampler, policy, tokenizer, prompt_ids[start : start + config.batch_prompts],

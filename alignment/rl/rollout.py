@@ -1,5 +1,9 @@
-"""The prompt stream, encoding prompts, sampling G responses per prompt and decoding them for
-the reward functions.
+"""How responses are sampled (``RolloutConfig``), the prompt stream, encoding prompts, sampling G
+responses per prompt and decoding them for the reward functions.
+
+``RolloutConfig`` holds the lengths and the sampling distribution once: the learner's rollouts,
+the reference stage's K base samples (r_ref estimates pi_0's rewards under the distribution
+the learner samples from at step 0) and the judge's samples all read the same one.
 
 ``encode_prompts`` applies the policy's chat template and checks every prompt against the one
 compiled prompt length (an error names how many are too long, the first and its length).
@@ -23,7 +27,46 @@ from flax import nnx
 
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
-from alignment.sampling import SampleOutput, Sampler
+from alignment.sampling import SampleOutput, Sampler, SamplerConfig, SamplingParams
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig:
+    """The lengths and the sampling distribution of every sampled response.
+
+    Attributes:
+      max_prompt_length: the prompts' padded length in tokens of the chat-templated prompt (one
+        compiled shape; a longer prompt is an error naming this field).
+      max_new_tokens: the response limit.
+      temperature, top_k, top_p: the sampling distribution (``alignment.sampling.SamplingParams``).
+    """
+
+    max_prompt_length: int = 64
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float = 1.0
+
+    def __post_init__(self):
+        for name in ("max_prompt_length", "max_new_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"rollout.{name} must be a positive int; got {value!r}")
+        self.sampling_params()
+
+    def sampling_params(self) -> SamplingParams:
+        return SamplingParams(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+
+    def sampler_config(self, eos_ids: Sequence[int], pad_id: int, batch_sizes: Sequence[int]) -> SamplerConfig:
+        """The sampler of these settings: one prompt bucket (``max_prompt_length``) and a batch
+        bucket per size in ``batch_sizes``, so that each batch size is one compiled program."""
+        return SamplerConfig(max_new_tokens=self.max_new_tokens, eos_ids=tuple(eos_ids), pad_id=pad_id,
+                             sampling=self.sampling_params(), prompt_buckets=(self.max_prompt_length,),
+                             batch_buckets=tuple(sorted(set(batch_sizes))))
+
+    def encode(self, tokenizer: Tokenizer, chats: Sequence) -> list[list[int]]:
+        """``encode_prompts`` against ``max_prompt_length``."""
+        return encode_prompts(tokenizer, chats, self.max_prompt_length, "rollout.max_prompt_length")
 
 
 class PromptStream:

@@ -18,6 +18,8 @@ runs of ``group_size`` rows are samples of one prompt (the learner's G). Three k
 * ``FunctionReward``: any python ``fn(chat, response) -> {property: float}`` (e.g. the sandbox's
   gold utilities as the judge).
 
+``PropertySubset(fn, properties)`` keeps some of a reward function's properties.
+
 Texts are re-encoded (not scored from the policy's tokens) so that a reward model may use
 another tokenizer or template than the policy.
 
@@ -264,6 +266,17 @@ class FunctionReward:
         if missing:
             raise ValueError(f"the reward function returned {sorted(scores[0])}; it must score the properties {list(self.properties)}")
         return {p: jnp.asarray([s[p] for s in scores], jnp.float32) for p in self.properties}
+
+
+class PropertySubset:
+    """A reward function restricted to some of its properties (e.g. a single-property run)."""
+
+    def __init__(self, fn: RewardFunction, properties: Sequence[str]):
+        self.fn, self.properties = fn, tuple(p for p in fn.properties if p in properties)
+
+    def __call__(self, chats, responses, group_size: int = 1):
+        scores = self.fn(chats, responses, group_size)
+        return {p: scores[p] for p in self.properties}
 
 
 def score_all(reward_fns: Sequence[RewardFunction], chats: Sequence[Chat], responses: Sequence[str], group_size: int) -> dict[str, jax.Array]:

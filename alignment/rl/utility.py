@@ -31,7 +31,8 @@ REFERENCE_FREE_TRANSFORMS = ("identity", "whiten")  # the transforms that ignore
 
 @dataclasses.dataclass(frozen=True)
 class Utility:
-    """``transform`` and ``aggregator`` names (with keyword parameters) and per-property weights.
+    """``transform`` and ``aggregator`` names (with keyword parameters) and per-property weights
+    (resolved by ``alignment.rewards.utility``).
 
     Weights follow the order of ``properties`` given to ``__call__``, or are a
     ``{property: weight}`` mapping. ``normalize``: "none", or "group" (module docstring).
@@ -61,17 +62,12 @@ class Utility:
         order); ``group_size``: the G consecutive rows that share a prompt (``normalize="group"``)."""
         if self.normalize == "group":
             rewards_ = group_standardize(rewards_, group_size)
-        weights = self.weights
-        if isinstance(weights, Mapping):
-            missing = [p for p in properties if p not in weights]
-            if missing or len(weights) != len(properties):
-                raise ValueError(f"utility weights {dict(weights)} must name exactly the properties {list(properties)}")
-            weights = [weights[p] for p in properties]
+        # By property name, so that alignment.rewards resolves weights given by name (once, there).
         return rewards.utility(
-            rewards_, references,
+            {p: rewards_[..., i] for i, p in enumerate(properties)}, {p: references[..., i] for i, p in enumerate(properties)},
             transform=rewards.get_transform(self.transform, **self.transform_params),
             aggregator=rewards.get_aggregator(self.aggregator, **self.aggregator_params),
-            weights=weights,
+            weights=self.weights,
         )
 
 

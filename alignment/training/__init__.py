@@ -8,6 +8,7 @@ from alignment.training.checkpointing import Checkpoints
 from alignment.training.linear_probe import fit_linear_head, pair_features, probe_accuracy, set_reward_head
 from alignment.training.losses import preference_accuracy, preference_loss
 from alignment.training.metrics import MetricsWriter
+from alignment.training.optimizers import OptimizerConfig
 from alignment.training.reward_model import (
     OBJECTIVES,
     TRAINABLE,
@@ -33,6 +34,7 @@ __all__ = [
     "Checkpoints",
     "CyclicFit",
     "MetricsWriter",
+    "OptimizerConfig",
     "RewardModelTrainer",
     "RewardTrainConfig",
     "SFTBatch",

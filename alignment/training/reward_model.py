@@ -54,16 +54,14 @@ class RewardTrainConfig:
     """What a reward-model run optimises and how.
 
     ``beta`` defaults to 1 for Bradley-Terry and 0.1 for GPM; ``trainable="head"`` freezes the
-    backbone (a linear probe on its features, at the cost of a forward pass).
+    backbone (a linear probe on its features, at the cost of a forward pass). ``optimizer`` is
+    the RL learner's ``OptimizerConfig`` (cosine after the warm-up by default) over ``num_steps``.
     """
 
     objective: str = "bt"
     beta: float | None = None
-    learning_rate: float = 1e-4
-    warmup_steps: int = 0
+    optimizer: optimizers.OptimizerConfig = optimizers.OptimizerConfig(learning_rate=1e-4, schedule="cosine")
     num_steps: int = 1000
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
     trainable: str = "all"
     log_every: int = 10
     eval_every: int = 100
@@ -81,10 +79,8 @@ class RewardTrainConfig:
 
 
 def make_optimizer(config: RewardTrainConfig) -> optax.GradientTransformation:
-    """AdamW on a cosine schedule (after a linear warm-up from 0, if any), after global-norm
-    clipping (``alignment.training.optimizers``, the RL learner's too)."""
-    rate = optimizers.schedule("cosine", config.learning_rate, max(config.num_steps, config.warmup_steps + 1), config.warmup_steps)
-    return optimizers.adamw(rate, weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm)
+    """``config.optimizer`` (``alignment.training.optimizers``, the RL learner's too) over ``num_steps``."""
+    return config.optimizer.make(config.num_steps)
 
 
 def sequence_inputs(ids: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:

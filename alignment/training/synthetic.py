@@ -27,6 +27,7 @@ from alignment.data import RewardBatch
 from alignment.models.config import DecoderConfig
 from alignment.models.decoder import Decoder
 from alignment.models.heads import GPMModel, RewardModel
+from alignment.training.optimizers import OptimizerConfig
 from alignment.training.reward_model import RewardModelTrainer, RewardTrainConfig
 
 CYCLIC_BACKBONE = DecoderConfig(vocab_size=16, embed_dim=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, mlp_dim=64)
@@ -54,7 +55,8 @@ def cyclic_preferences(contexts: int = 4, items: int = 3) -> RewardBatch:
 def fit_pairs(model: RewardModel | GPMModel, objective: str, batch: RewardBatch, *, steps: int = 150,
               learning_rate: float = 1e-2, **config) -> float:
     """Trains ``model`` in place for ``steps`` full-batch steps on ``batch``; returns its accuracy there."""
-    trainer = RewardModelTrainer(model, RewardTrainConfig(objective=objective, learning_rate=learning_rate, num_steps=steps, **config))
+    trainer = RewardModelTrainer(model, RewardTrainConfig(objective=objective, optimizer=OptimizerConfig(learning_rate=learning_rate, schedule="cosine"),
+                                                        num_steps=steps, **config))
     trainer.fit(itertools.repeat(("reward", batch)), progress=False)
     return float(trainer.evaluate([("reward", batch)])["reward/accuracy"])
 
