@@ -2,14 +2,18 @@
 the library keeps goes through ``atomic_write`` (a temporary file beside the target, flushed to
 disk, then renamed over it), so a reader finds the previous file or none, never a truncated one.
 ``read_json`` names the file of a leftover that does not parse instead of raising a bare
-``JSONDecodeError``.
+``JSONDecodeError``. A write that fails (a full disk, a read-only directory, a path through a
+file) is a ``WriteError`` naming the file and what was being written (``writing``): the previous
+file, if any, is left as it was, so the same command run again after the cause is fixed resumes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,21 +26,49 @@ class DamagedFileError(ValueError):
     """A kept file that cannot be read back (truncated, or not what was written)."""
 
 
+class WriteError(OSError):
+    """A file could not be written; the message names it, what it holds and the cause."""
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, what: str) -> Iterator[None]:
+    """Turns an ``OSError`` inside the block into a ``WriteError`` naming ``path`` and ``what``
+    (with a hint when the disk is full)."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as error:
+        raise _write_error(error.errno, error.strerror or str(error), path, what) from error
+    except ValueError as error:  # TensorStore (Orbax's array files) reports an OS error as a ValueError
+        code = re.search(r"os_error_code='?(\d+)", str(error))
+        if code is None:
+            raise
+        raise _write_error(int(code.group(1)), os.strerror(int(code.group(1))), path, what) from error
+
+
+def _write_error(code: int | None, reason: str, path, what: str) -> WriteError:
+    hint = "; free space and run the same command again (what was finished is kept)" if code == errno.ENOSPC else ""
+    return WriteError(code, f"cannot write {what} to {path}: {reason}{hint}")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """A file object whose contents replace ``path`` when the block ends without an error."""
+    """A file object whose contents replace ``path`` when the block ends without an error; a
+    failed write leaves ``path`` as it was and raises ``WriteError``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, mode) as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with writing(path, "the file"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, mode) as out:
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -6,12 +6,21 @@
     leaves(config)                                     {"kl.coef": 0.05, ...} down to non-dataclass values
     changed(before, after)                             the leaf paths whose values differ
     overlap(path, other)                               one path is the other or lies inside it
+    check_fields(config, positive=("num_steps",))      the declared types, and sizes >= 1
+
+``check_fields`` is what a config's ``__post_init__`` calls, so that a value of the wrong type
+(``set:learner.prompts_per_step='8'``) or a size below 1 is an error naming the field, not a
+failure deep inside the program that reads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -92,3 +101,58 @@ def overlap(path: str, other: str) -> bool:
 
 
 _MISSING = object()
+
+
+def check_fields(obj, *, positive: Sequence[str] = (), non_negative: Sequence[str] = ()) -> None:
+    """A ``TypeError`` naming ``Class.field`` when a field's value is not of its declared type
+    (``int``, ``float``, ``bool``, ``str``, a dataclass, ``None`` in an optional, containers by
+    kind), and a ``ValueError`` when a float is NaN, a ``positive`` field is below 1 or a
+    ``non_negative`` one below 0 (``None`` passes both)."""
+    name = type(obj).__name__
+    for field, expected in _hints(type(obj)).items():
+        value = getattr(obj, field)
+        if not _matches(value, expected):
+            raise TypeError(f"{name}.{field} must be {_describe(expected)}, got {value!r} ({type(value).__name__})")
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError(f"{name}.{field} must be a number, got nan")
+    for field in positive:
+        if getattr(obj, field) is not None and getattr(obj, field) < 1:
+            raise ValueError(f"{name}.{field} must be >= 1, got {getattr(obj, field)!r}")
+    for field in non_negative:
+        if getattr(obj, field) is not None and getattr(obj, field) < 0:
+            raise ValueError(f"{name}.{field} must be >= 0, got {getattr(obj, field)!r}")
+
+
+@functools.cache
+def _hints(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _matches(value, expected) -> bool:
+    origin = typing.get_origin(expected)
+    if expected is Any or isinstance(expected, typing.TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is not None:  # a container: its kind only
+        if origin in (tuple, list, Sequence):
+            return isinstance(value, (tuple, list))
+        return isinstance(value, origin) if isinstance(origin, type) else True
+    return isinstance(value, expected) if isinstance(expected, type) else True
+
+
+def _describe(expected) -> str:
+    if typing.get_origin(expected) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(option) for option in typing.get_args(expected))
+    if expected is type(None):
+        return "None"
+    return getattr(expected, "__name__", str(expected))

@@ -13,9 +13,12 @@ line per field) before anything runs. An override of a base learner field that a
 itself (every named experiment sets each run's ``kl.coef``, ``utility`` and ``algorithm``) would
 not reach that run, so it is refused before anything runs, naming the run and the field;
 override the run's own field instead (``set:runs[0].kl_coef=0.1``). Lengths and sampling are
-set once, in ``learner.rollout`` (``set:learner.rollout.max_new_tokens=64``). On SIGTERM the running
-learner stops after its current step, saves a checkpoint, and the command exits with 143 and a
-line saying so; the same command again resumes there. Several processes
+set once, in ``learner.rollout`` (``set:learner.rollout.max_new_tokens=64``). On SIGTERM the
+running learner stops after its current step, saves a checkpoint, and the command exits with 143
+and a line saying so; the same command again resumes there. A file that cannot be written (a
+full disk, a read-only directory, a path through a file) stops the command with exit code 74 and
+a line naming the file and what it holds; what was finished is kept, and the same command
+resumes. Several processes
 (``launch/multihost.py``, a TPU pod) each run this same command.
 """
 
@@ -32,12 +35,13 @@ from fiddle import absl_flags as fdl_flags
 from fiddle import printing
 from fiddle.experimental import serialization
 
-from alignment import configs, nested
+from alignment import configs, files, nested
 from alignment.experiment import Experiment, run_experiment, use_compilation_cache
 from alignment.parallel import distributed
 from alignment.training import preemption
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, as a process killed by it would report
+WRITE_ERROR_EXIT_CODE = 74  # EX_IOERR (sysexits.h)
 
 _CONFIG = fdl_flags.DEFINE_fiddle_sweep(
     "config", default_module=configs, help="config:NAME, then any set:, fiddler: and sweep: commands (Fiddle)."
@@ -78,9 +82,8 @@ def changed_learner_fields(base: fdl.Config, config: fdl.Config) -> list[str]:
 
 
 def write_resolved_config(config: fdl.Buildable, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(serialization.dump_json(config, indent=1))
-    (directory / "config.txt").write_text(printing.as_str_flattened(config) + "\n")
+    files.write_text(directory / "config.json", serialization.dump_json(config, indent=1))
+    files.write_text(directory / "config.txt", printing.as_str_flattened(config) + "\n")
 
 
 def main(argv) -> None:
@@ -109,13 +112,16 @@ def main(argv) -> None:
         experiments.append(experiment)
     for item, experiment in zip(items, experiments):
         directory = run_directory(Path(_WORKDIR.value), dict(item.overrides_applied), len(items) > 1)
-        if distributed.is_primary():
-            write_resolved_config(item.config, directory)
         try:
+            if distributed.is_primary():
+                write_resolved_config(item.config, directory)
             run_experiment(experiment, directory, cache_dir=_SANDBOX_CACHE.value, progress=_PROGRESS.value)
         except preemption.Preempted as stop:
             print(f"[experiment] preempted: the learner {stop}", flush=True)
             sys.exit(PREEMPTED_EXIT_CODE)
+        except files.WriteError as error:  # a full disk, a read-only directory, a path through a file
+            print(f"[experiment] stopped: {error}", flush=True)
+            sys.exit(WRITE_ERROR_EXIT_CODE)
         print(f"[experiment] report: {directory / 'report' / 'report.md'}", flush=True)
 
 

@@ -42,6 +42,10 @@ if str(ROOT) not in sys.path:
 SHARED_DATA = Path(os.environ.get("ALIGNMENT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "faults: the long fault-injection trials, opt-in (ALIGNMENT_FAULT_TRIALS=N; tests/test_kill_trials.py)")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

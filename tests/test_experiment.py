@@ -92,6 +92,17 @@ def test_a_sweep_of_a_learner_field_that_runs_set_is_refused_naming_the_run(tmp_
     assert done.returncode != 0 and "learner.kl.coef is set by run 0" in done.stderr
 
 
+def test_an_unwritable_workdir_stops_the_launcher_naming_the_file(tmp_path):
+    """A workdir through a regular file (as root, permission bits would not stop a write): the
+    command ends with exit code 74 and a line naming the file it could not write, before any stage."""
+    (tmp_path / "a_file").write_text("")
+    workdir = tmp_path / "a_file" / "run"
+    done = _train("--config", "config:smoke", "--workdir", str(workdir), cache=tmp_path)
+    assert done.returncode == 74, done.stderr[-2000:]
+    assert f"[experiment] stopped: [Errno 20] cannot write the file to {workdir}/config.json: Not a directory" in done.stdout
+    assert "[experiment] task" not in done.stdout
+
+
 def _train(*args: str, cache: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, str(ROOT / "launch" / "train.py"), "--sandbox_cache", str(cache), "--noprogress", *args]

@@ -1,6 +1,8 @@
 """Kept files are replaced atomically, and a damaged one is named, not a bare JSONDecodeError."""
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
@@ -65,3 +67,30 @@ def test_a_result_file_missing_fields_is_named_as_damaged(tmp_path):
         RunResult.from_dict({f: None for f in ("name", "label", "transform", "aggregator", "normalize", "algorithm", "kl_coef",
                                                 "seed", "optimised", "reference", "reward_model", "training")},
                             tmp_path / "result.json")
+
+
+def test_a_failed_write_names_the_file_and_leaves_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "result.json"
+    files.write_json(path, {"step": 1})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(files.WriteError, match=f"cannot write the file to {path}: No space left on device; free space and run"):
+        files.write_json(path, {"step": 2})
+    assert files.read_json(path) == {"step": 1} and sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+    monkeypatch.undo()
+    with pytest.raises(files.WriteError, match=f"cannot write the file to {path}/x.json"):  # a path through a file
+        files.write_json(path / "x.json", {})
+
+
+def test_a_metrics_log_cut_off_mid_line_is_mended_before_appending(tmp_path):
+    from alignment.training.metrics import MetricsWriter
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo')
+    writer = MetricsWriter(tmp_path)
+    writer.write(2, {"loss": 0.4})
+    writer.close()
+    assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        {"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.4}]

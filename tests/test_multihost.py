@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -103,3 +104,16 @@ def test_initialize_is_a_no_op_alone_and_names_missing_settings(monkeypatch):
         distributed.initialize()
     with pytest.raises(ValueError, match=r"process_id must be in 0 \.\. 1"):
         distributed.initialize(num_processes=2, process_id=2)
+
+
+def test_a_process_that_cannot_reach_its_coordinator_fails_in_bounded_time_naming_the_address(monkeypatch):
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a free port: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(ConnectionError, match=rf"could not reach the coordinator at {address} within 1.5 s .*start process 0 first"):
+        distributed.initialize(address, num_processes=2, process_id=1, timeout_s=1.5)
+    assert not jax.distributed.is_initialized()  # it failed before JAX would have aborted the process
+    with pytest.raises(ValueError, match="must be host:port"):
+        distributed.wait_for_coordinator("localhost", 1.0)

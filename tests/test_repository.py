@@ -82,3 +82,49 @@ def test_setup_declares_only_what_the_code_imports(monkeypatch):
     imported_distributions = {d.lower() for module in imported for d in distributions.get(module, ())}
     unused = [r for r in requirements if re.split(r"[<>=!~ \[]", r)[0].lower() not in imported_distributions]
     assert not unused, f"declared but never imported: {unused}"
+
+
+def _runtime_imports(path: Path, package_root: Path) -> set[str]:
+    """The ``alignment`` modules a module imports when it is imported: module-level ``import``
+    and ``from`` statements, not those under ``if TYPE_CHECKING:`` or inside functions."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # "from alignment.rl import kl" imports the submodule alignment.rl.kl when there is one.
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                is_module = (package_root.parent / (submodule.replace(".", "/") + ".py")).is_file()
+                names.add(submodule if is_module else node.module)
+    return {n for n in names if n == "alignment" or n.startswith("alignment.")}
+
+
+def test_no_import_cycle_among_the_library_modules():
+    """Package ``__init__`` files only gather names, so they are left out: a cycle among the
+    modules themselves is an order-dependent import that breaks the first time it runs first."""
+    root = Path(__file__).resolve().parents[1] / "alignment"
+    modules = {".".join(p.relative_to(root.parent).with_suffix("").parts): p for p in root.rglob("*.py") if p.name != "__init__.py"}
+    graph = {name: _runtime_imports(path, root) & set(modules) for name, path in modules.items()}
+    state, cycles = {}, []
+
+    def visit(name, trail):
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                cycles.append(" -> ".join(trail[trail.index(target):] + [target]) if target in trail else f"{name} -> {target}")
+            elif target not in state:
+                visit(target, trail + [target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, cycles
+
+
+def test_no_module_of_the_rl_package_grows_past_400_lines():
+    root = Path(__file__).resolve().parents[1] / "alignment" / "rl"
+    long = {p.name: n for p in root.glob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"split these by concern: {long}"

@@ -2,10 +2,14 @@
 registered algorithm, microbatches that do not change the update, one compiled program per
 phase, non-finite rewards, and the LSC transform's gradient shape in the metrics."""
 
+import contextlib
 import hashlib
+import json
 import os
 import signal
 import statistics
+import subprocess
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +22,7 @@ from alignment.models import Decoder, get_config
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, gpm_score
 from alignment.parallel import make_mesh
 from alignment.training import preemption
+from alignment.files import WriteError
 from alignment.training.checkpointing import DamagedCheckpointsError
 
 TOKENIZER = sandbox.sandbox_tokenizer()
@@ -347,3 +352,53 @@ def test_gradient_norm_spikes_are_flagged_against_the_recent_median():
     learner = _learner(_config(num_steps=2))
     learner.run(progress=False)
     assert [h["grad_spike"] for h in learner.history] == [0.0, 0.0]
+
+
+@contextlib.contextmanager
+def _small_filesystem(path: Path, megabytes: int):
+    """A tmpfs of ``megabytes`` at ``path`` (needs the right to mount: root in a container), or a skip."""
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small filesystem here: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """Writes a file into ``directory`` until its filesystem is full; returns it."""
+    filler = directory / "filler"
+    with filler.open("wb") as out:
+        with contextlib.suppress(OSError):
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+    return filler
+
+
+def test_a_full_disk_stops_the_run_naming_what_it_wrote_and_a_restart_after_freeing_space_resumes(tmp_path):
+    """A real ENOSPC (a 64 MB tmpfs filled up after the first checkpoint): the learner raises
+    ``WriteError`` naming the path and what it was writing; once space is freed, a new learner
+    on the same workdir restores the last checkpoint and ends where a run without the fault does."""
+    config = _config(num_steps=3, checkpoint_every=1)
+    straight = _learner(config)
+    straight.run(progress=False)
+    with _small_filesystem(tmp_path / "disk", 64) as disk:
+        workdir = disk / "run"
+        first = _learner(config, workdir=workdir)
+        first.run(1, progress=False)
+        filler = _fill(disk)
+        with pytest.raises(WriteError, match=rf"cannot write the (checkpoint|metrics) of step 2 to {workdir}.*No space left on device; "
+                                             "free space and run the same command again"):
+            first.run(progress=False)
+        filler.unlink()
+        resumed = _learner(config, workdir=workdir)
+        assert resumed.restore() == 1
+        resumed.run(progress=False)
+        resumed.close()
+        logged = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-2:] == [2, 3] and all(isinstance(step, int) for step in logged)  # whole lines only
+    for x, y in zip(_params(resumed), _params(straight)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)

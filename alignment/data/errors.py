@@ -3,7 +3,9 @@
 Every problem has a *reason* (a short stable code, the keys of :data:`REASONS`) and the *field* it
 concerns. With ``on_error="raise"`` (the default) the first problem raises :class:`DataError`
 naming file, line, field and reason; with ``on_error="skip"`` the line is skipped and counted in a
-:class:`ParseReport`, which is logged at the end of the file. Nothing is dropped silently.
+:class:`ParseReport`, which is logged at the end of the file. Nothing is dropped silently. A gzip
+stream that is truncated or corrupt (``bad_compression``) raises in both modes: the lines after the
+damage cannot be read, so they can be neither kept nor counted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import logging
 logger = logging.getLogger(__name__)
 
 REASONS = {
-    "bad_encoding": "the line is not valid UTF-8",
+    "bad_compression": "the gzip stream is truncated or corrupt (raised even when skipping: the rest is unreadable)",
+    "bad_encoding": "the line is not valid UTF-8 (or a string holds a lone surrogate escape)",
     "malformed_json": "the line is not a JSON object",
     "missing_field": "a required field is absent",
     "wrong_type": "a field has the wrong type",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import IO, NamedTuple
 
 from alignment.data.errors import DataError, FieldError, ParseReport, check_on_error
@@ -22,6 +23,10 @@ from alignment.data.records import PreferenceRecord
 
 GZIP_MAGIC = b"\x1f\x8b"
 _LINE = "<line>"  # the "field" of errors about a whole line
+_FILE = "<file>"  # the "field" of errors about the rest of the file (a damaged gzip stream)
+# What a damaged gzip stream raises while being read: cut short (EOFError), bad deflate data
+# (zlib.error), a bad header, trailer or CRC (gzip.BadGzipFile).
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def open_binary(path: str | os.PathLike) -> IO[bytes]:
@@ -38,11 +43,29 @@ def _decode(raw: bytes) -> dict:
         raise FieldError("bad_encoding", _LINE, str(e)) from None
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # JSONDecodeError, or an integer of more digits than int() converts
         raise FieldError("malformed_json", _LINE, str(e)) from None
+    except RecursionError:
+        raise FieldError("malformed_json", _LINE, "the JSON value is nested too deeply to parse") from None
     if not isinstance(obj, dict):
         raise FieldError("malformed_json", _LINE, f"expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def _numbered_lines(path: str, lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """``enumerate(lines, start=1)``, a damaged gzip stream raising ``DataError`` (bad_compression)
+    at the line it cuts, in every ``on_error`` mode."""
+    iterator, number = iter(lines), 0
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except _GZIP_ERRORS as e:
+            detail = f"the gzip stream is truncated or corrupt ({type(e).__name__}: {e}); this line and the rest are unreadable"
+            raise DataError(path, number + 1, FieldError("bad_compression", _FILE, detail)) from None
+        number += 1
+        yield number, raw
 
 
 def _check_responses(pair: Pair, allow_empty: bool, allow_identical: bool) -> None:
@@ -68,7 +91,8 @@ class PreferenceReader:
       format: a registered format name, or None to detect it from the first JSON object.
       property: the records' property name (default: the format's, e.g. "harmless" for "hh").
       on_error: "raise" (default) raises :class:`DataError` at the first bad line; "skip" skips
-        bad lines and counts them per reason in :attr:`report`, logged when the file ends.
+        bad lines and counts them per reason in :attr:`report`, logged when the file ends. A
+        truncated or corrupt gzip stream raises ``DataError`` (reason "bad_compression") in both.
       allow_empty_responses: keep pairs with an empty response instead of rejecting them.
       allow_identical_responses: keep pairs whose two responses are equal (no preference signal).
 
@@ -97,7 +121,7 @@ class PreferenceReader:
         fmt = self.format
         self.report = report = ParseReport(self.path, fmt.name if fmt else "?")
         with open_binary(self.path) as lines:
-            for number, raw in enumerate(lines, start=1):
+            for number, raw in _numbered_lines(self.path, lines):
                 report.lines += 1
                 if not raw.strip():
                     report.blank += 1

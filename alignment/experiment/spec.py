@@ -78,6 +78,7 @@ class SandboxTask(Task):
     label_flip: float = 0.0
 
     def __post_init__(self):
+        nested.check_fields(self, positive=("alignment_prompts", "eval_prompts", "eval_samples", "reward_pairs_per_prompt"))
         if self.reward_pairs_from not in PAIR_SOURCES:
             raise ValueError(f"unknown reward_pairs_from {self.reward_pairs_from!r}; valid: {', '.join(PAIR_SOURCES)}")
         if not 0.0 <= self.label_flip < 0.5:
@@ -131,6 +132,7 @@ class PretrainedTask(Task):
     eval_prompts: int = 64
 
     def __post_init__(self):
+        nested.check_fields(self, positive=("alignment_prompts", "eval_prompts", "eval_samples", "reward_pairs", "judge_pairs"))
         missing = [name for name in TASK_SPLITS if name not in self.splits]
         if missing:
             raise ValueError(f"PretrainedTask.splits lacks {missing}; it must name {', '.join(TASK_SPLITS)}")
@@ -158,6 +160,7 @@ class RewardModelSpec:
     seed: int = 1
 
     def __post_init__(self):
+        nested.check_fields(self, positive=("batch_size", "train_max_length", "max_length", "gpm_dim"))
         if self.train.objective != "bt":
             raise ValueError(f"reward_models.train.objective={self.train.objective!r} would not be read: each proxy's "
                              "objective is its kind, the reward_model of the runs that use it ('bt' or 'gpm')")
@@ -202,6 +205,7 @@ class RunSpec:
     seeds: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        nested.check_fields(self)
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ValueError(f"run {self.name!r}: seeds must be distinct and non-empty, got {self.seeds}")
         if self.seeds is not None and "seed" in self.learner_overrides:
@@ -213,8 +217,7 @@ class RunSpec:
         if shared:
             raise ValueError(f"run {self.name!r}: learner_overrides sets {shared}, but the rollout is the experiment's "
                              "(the reference stage and the judge sample with it); set learner.rollout instead")
-        if self.reference_method not in REFERENCE_METHODS:
-            raise ValueError(f"run {self.name!r}: unknown reference_method {self.reference_method!r}; valid: {', '.join(REFERENCE_METHODS)}")
+        _check_reference(self.reference_method, self.quantile, f"run {self.name!r}")
         if self.reward_model not in REWARD_MODEL_KINDS:
             raise ValueError(f"run {self.name!r}: unknown reward_model {self.reward_model!r}; valid: {', '.join(REWARD_MODEL_KINDS)}")
         if self.gpm_opponents not in GPM_OPPONENTS:
@@ -241,6 +244,14 @@ class RunSpec:
         return [dataclasses.replace(self, name=f"{self.name}-seed{s}", seeds=(s,)) for s in self.seeds]
 
 
+def _check_reference(method: str, quantile: float, owner: str) -> None:
+    """An r_ref estimator and quantile of ``REFERENCE_METHODS``; a ``ValueError`` naming ``owner``."""
+    if method not in REFERENCE_METHODS:
+        raise ValueError(f"{owner}: unknown reference_method {method!r}; valid: {', '.join(REFERENCE_METHODS)}")
+    if not 0 < quantile < 1:
+        raise ValueError(f"{owner}: quantile must be in (0, 1), got {quantile}")
+
+
 @dataclasses.dataclass(frozen=True)
 class BestOfKSpec:
     """Best-of-k from pi_0: ``max(ks)`` samples per held-out prompt, reranked by each
@@ -251,6 +262,14 @@ class BestOfKSpec:
     eval_prompts: int = 48
     reference_method: str = "empirical"
     quantile: float = 0.85
+
+    def __post_init__(self):
+        nested.check_fields(self, positive=("eval_prompts",))
+        if not self.ks or min(self.ks) < 1 or any(isinstance(k, bool) or not isinstance(k, int) for k in self.ks):
+            raise ValueError(f"best_of_k.ks must be positive ints, got {self.ks}")
+        if not all(isinstance(u, (tuple, list)) and len(u) == 2 and isinstance(u[1], Utility) for u in self.utilities):
+            raise TypeError(f"best_of_k.utilities must be (label, Utility) pairs, got {self.utilities!r}")
+        _check_reference(self.reference_method, self.quantile, "best_of_k")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,6 +284,11 @@ class EvaluationSpec:
     seed: int = 7
     base_samples: int | None = None
     steps: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        nested.check_fields(self, non_negative=("every",), positive=("base_samples",))
+        if not 0 < self.level < 1:
+            raise ValueError(f"evaluation.level must be in (0, 1), got {self.level}")
 
     def judged_steps(self, num_steps: int) -> list[int]:
         """The learner steps judged: ``steps`` when given (denser where the curves move fast),
@@ -283,6 +307,9 @@ class MeshSpec:
     data: int = -1
     fsdp: int = 1
     model: int = 1
+
+    def __post_init__(self):
+        nested.check_fields(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +332,7 @@ class Experiment:
     gpm_checks: bool = False
 
     def __post_init__(self):
+        nested.check_fields(self)
         names = [run.name for run in self.learner_runs()]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:

@@ -7,7 +7,6 @@ parameters) as a named preset's shape; ``load_tokenizer`` a tokenizer on its own
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from flax import nnx
@@ -16,7 +15,7 @@ from jax.sharding import Mesh
 from alignment.models.config import DecoderConfig, get_config
 from alignment.models.decoder import Decoder
 from alignment.models.loaders.checkpoint import restore_params
-from alignment.models.loaders.convert import Pretrained
+from alignment.models.loaders.convert import Pretrained, read_config
 from alignment.models.loaders.gguf import gguf_metadata, load_gguf, open_gguf, smollm2_gguf_path
 from alignment.models.loaders.hf import config_from_hf, load_hf, load_hf_sharded
 from alignment.models.tokenizer import Tokenizer
@@ -56,7 +55,7 @@ def load_pretrained(weights: str | Path | None, preset: str, *, mesh: Mesh | Non
         check_shape(loaded.config, expected, preset, str(path))
         return loaded
     if (path / "config.json").is_file():  # checked before the (possibly large) tensors are read
-        config = config_from_hf(json.loads((path / "config.json").read_text()), str(path), **config_overrides)
+        config = config_from_hf(read_config(path / "config.json"), str(path / "config.json"), **config_overrides)
         check_shape(config, expected, preset, str(path))
         return load_hf(path, **config_overrides) if mesh is None else load_hf_sharded(path, mesh, rules, **config_overrides)
     if (path / "_CHECKPOINT_METADATA").is_file():

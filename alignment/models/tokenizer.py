@@ -6,7 +6,8 @@ and ``tokenizer.chat_template``) or from a Hugging Face tokenizer directory (``t
 splits every digit into its own piece, then applies the GPT-2 byte-level regex.
 
 ``apply_chat_template`` renders the template as transformers does: jinja2's
-``ImmutableSandboxedEnvironment`` (a template is untrusted code) with ``trim_blocks`` and
+``ImmutableSandboxedEnvironment`` (a template is untrusted code; here any unsafe attribute
+access raises ``SecurityError`` naming the template's file) with ``trim_blocks`` and
 ``lstrip_blocks``, the ``loopcontrols`` extension, ``raise_exception``, ``strftime_now`` and a
 ``tojson`` filter that does not escape HTML; the template sees ``messages``,
 ``add_generation_prompt``, ``bos_token`` and ``eos_token``.
@@ -24,10 +25,11 @@ from typing import Any
 import jinja2
 import jinja2.ext
 import tokenizers
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import decoders, models, pre_tokenizers
 
-from alignment.models.loaders.convert import need
+from alignment.models.loaders.convert import ModelFileError, field, need, read_config
 
 GGUF_PRE_TOKENIZERS = ("smollm", "gpt2", "gpt-2", "default")
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp token types that are whole special tokens
@@ -41,21 +43,48 @@ def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
+class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
+    """jinja2's immutable sandbox, refusing an unsafe attribute outright.
+
+    The plain sandbox turns ``''.__class__`` into an undefined value that renders as nothing (it
+    raises only when used further), so a template probing Python internals would pass unnoticed;
+    here every unsafe access raises ``SecurityError``.
+    """
+
+    def unsafe_undefined(self, obj: Any, attribute: str):
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+
 @functools.lru_cache(maxsize=16)
 def compile_chat_template(template: str) -> jinja2.Template:
     """The compiled template, in the sandboxed environment the module docstring describes."""
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env = ChatTemplateEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     return env.from_string(template)
 
 
+def _strings(metadata: dict[str, Any], key: str, source: str) -> list[str]:
+    values = field(metadata, key, source, "list")
+    if not all(isinstance(v, str) for v in values):
+        raise ModelFileError(source, "expected a list of strings", key)
+    return values
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelFileError(str(path), f"not UTF-8 text: {e}") from None
+
+
 class Tokenizer:
     """Text <-> token ids, with ``bos_id``, ``eos_id``, ``pad_id`` and ``apply_chat_template``.
 
     ``chat_template`` is the model's Jinja template; ``None`` (no template) makes
-    ``apply_chat_template`` raise.
+    ``apply_chat_template`` raise. ``template_source`` (the file it came from) is named when the
+    sandbox refuses the template.
     """
 
     def __init__(
@@ -66,12 +95,14 @@ class Tokenizer:
         eos_id: int,
         pad_id: int | None = None,
         chat_template: str | None = None,
+        template_source: str | None = None,
     ):
         self.tokenizer = tokenizer
         self.bos_id = bos_id
         self.eos_id = eos_id
         self.pad_id = eos_id if pad_id is None else pad_id
         self.chat_template = chat_template
+        self.template_source = template_source
 
     @classmethod
     def from_gguf(cls, metadata: dict[str, Any], source: str = "GGUF metadata") -> "Tokenizer":
@@ -82,8 +113,10 @@ class Tokenizer:
                 f"{source}: tokenizer.ggml.model={kind!r}, tokenizer.ggml.pre={pre!r}; supported: model 'gpt2' "
                 f"(byte-level BPE) with pre in {GGUF_PRE_TOKENIZERS}"
             )
-        tokens = need(metadata, "tokenizer.ggml.tokens", source)
-        merges = [tuple(m.split(" ", 1)) for m in need(metadata, "tokenizer.ggml.merges", source)]
+        tokens = _strings(metadata, "tokenizer.ggml.tokens", source)
+        merges = [tuple(m.split(" ", 1)) for m in _strings(metadata, "tokenizer.ggml.merges", source)]
+        if any(len(m) != 2 for m in merges):
+            raise ModelFileError(source, "every merge must be two tokens separated by a space", "tokenizer.ggml.merges")
         tok = tokenizers.Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges))
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         tok.pre_tokenizer = (
@@ -92,7 +125,9 @@ class Tokenizer:
             else byte_level
         )
         tok.decoder = decoders.ByteLevel()
-        types = metadata.get("tokenizer.ggml.token_type", [])
+        types = field(metadata, "tokenizer.ggml.token_type", source, "list", [])
+        if len(types) > len(tokens):
+            raise ModelFileError(source, f"{len(types)} token types for {len(tokens)} tokens", "tokenizer.ggml.token_type")
         tok.add_special_tokens([
             tokenizers.AddedToken(tokens[i], special=True, normalized=False)
             for i, kind in enumerate(types)
@@ -100,10 +135,11 @@ class Tokenizer:
         ])
         return cls(
             tok,
-            bos_id=metadata.get("tokenizer.ggml.bos_token_id"),
-            eos_id=need(metadata, "tokenizer.ggml.eos_token_id", source),
-            pad_id=metadata.get("tokenizer.ggml.padding_token_id"),
-            chat_template=metadata.get("tokenizer.chat_template"),
+            bos_id=field(metadata, "tokenizer.ggml.bos_token_id", source, "int", None),
+            eos_id=field(metadata, "tokenizer.ggml.eos_token_id", source, "int"),
+            pad_id=field(metadata, "tokenizer.ggml.padding_token_id", source, "int", None),
+            chat_template=field(metadata, "tokenizer.chat_template", source, "str", None),
+            template_source=source,
         )
 
     @classmethod
@@ -115,12 +151,16 @@ class Tokenizer:
         bos_token: str | None = None,
         pad_token: str | None = None,
         chat_template: str | None = None,
+        template_source: str | None = None,
     ) -> "Tokenizer":
         """From a Hugging Face ``tokenizer.json``, naming the special tokens by their text."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path}")
-        tok = tokenizers.Tokenizer.from_file(str(path))
+        try:
+            tok = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception naming no file
+            raise ModelFileError(str(path), f"not a readable tokenizer.json (truncated or corrupt?): {e}") from None
 
         def token_id(token):
             if token is None:
@@ -136,6 +176,7 @@ class Tokenizer:
             eos_id=token_id(eos_token),
             pad_id=token_id(pad_token),
             chat_template=chat_template,
+            template_source=template_source,
         )
 
     @classmethod
@@ -146,22 +187,34 @@ class Tokenizer:
         config_path = directory / "tokenizer_config.json"
         if not config_path.is_file():
             raise FileNotFoundError(f"tokenizer config not found: {config_path}")
-        config = json.loads(config_path.read_text())
+        config, source = read_config(config_path), str(config_path)
         template_path = directory / "chat_template.jinja"
-        template = template_path.read_text() if template_path.is_file() else config.get("chat_template")
+        if template_path.is_file():
+            template, template_source = _read_text(template_path), str(template_path)
+        else:
+            template, template_source = config.get("chat_template"), source
         if isinstance(template, list):  # named templates: [{"name": ..., "template": ...}, ...]
-            named = {t["name"]: t["template"] for t in template}
-            template = need(named, "default", f"{config_path}: chat_template")
+            if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in template):
+                raise ModelFileError(source, 'expected a string or a list of {"name", "template"} objects', "chat_template")
+            named = {t["name"]: t.get("template") for t in template}
+            template = need(named, "default", f"{source}: chat_template")
+        if template is not None and not isinstance(template, str):
+            raise ModelFileError(template_source, f"expected a string, got {type(template).__name__}", "chat_template")
 
-        def text(token):  # a string, or a serialised AddedToken {"content": ...}
-            return token["content"] if isinstance(token, dict) else token
+        def text(key, required=False):  # a string, or a serialised AddedToken {"content": ...}
+            token = need(config, key, source) if required else config.get(key)
+            token = token.get("content") if isinstance(token, dict) else token
+            if not (token is None and not required) and not isinstance(token, str):
+                raise ModelFileError(source, 'expected a token string or {"content": string}', key)
+            return token
 
         return cls.from_file(
             directory / "tokenizer.json",
-            eos_token=text(need(config, "eos_token", str(config_path))),
-            bos_token=text(config.get("bos_token")),
-            pad_token=text(config.get("pad_token")),
+            eos_token=text("eos_token", required=True),
+            bos_token=text("bos_token"),
+            pad_token=text("pad_token"),
             chat_template=template,
+            template_source=template_source,
         )
 
     def save(self, path: str | Path) -> None:
@@ -193,9 +246,13 @@ class Tokenizer:
         if bad:
             raise ValueError(f"chat messages {bad} lack a 'role' or 'content' key")
         special = {name: None if i is None else self.tokenizer.id_to_token(i) for name, i in (("bos_token", self.bos_id), ("eos_token", self.eos_id))}
-        return compile_chat_template(self.chat_template).render(
-            messages=[dict(m) for m in messages], add_generation_prompt=add_generation_prompt, **special
-        )
+        try:
+            return compile_chat_template(self.chat_template).render(
+                messages=[dict(m) for m in messages], add_generation_prompt=add_generation_prompt, **special
+            )
+        except SecurityError as e:
+            source = self.template_source or "this tokenizer"
+            raise SecurityError(f"chat template of {source} refused by the sandbox: {e}") from e
 
     def encode_chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> list[int]:
         return self.encode(self.apply_chat_template(messages, add_generation_prompt))

@@ -7,6 +7,9 @@ explicitly or when the environment names a coordinator, and is a no-op in a sing
 * ``ALIGNMENT_COORDINATOR``: ``host:port`` of process 0 (e.g. ``127.0.0.1:12345``);
 * ``ALIGNMENT_NUM_PROCESSES``: the number of processes N;
 * ``ALIGNMENT_PROCESS_ID``: this process's index, 0 .. N-1;
+* ``ALIGNMENT_COORDINATOR_TIMEOUT``: seconds a process waits for the coordinator (default 300);
+  a process that cannot reach it in that time fails with a ``ConnectionError`` naming the
+  address (JAX itself would abort the process without naming it);
 * ``ALIGNMENT_AUTO_DISTRIBUTED=1`` (or ``initialize(auto=True)``): call
   ``jax.distributed.initialize()`` without arguments, which finds the three values itself on
   Cloud TPU pods (and under SLURM, Open MPI, ...).
@@ -28,6 +31,8 @@ On one process both are exactly ``jax.device_put`` and ``jax.device_get``.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from typing import Any
 
 import jax
@@ -39,6 +44,8 @@ COORDINATOR_ENV = "ALIGNMENT_COORDINATOR"
 NUM_PROCESSES_ENV = "ALIGNMENT_NUM_PROCESSES"
 PROCESS_ID_ENV = "ALIGNMENT_PROCESS_ID"
 AUTO_ENV = "ALIGNMENT_AUTO_DISTRIBUTED"
+TIMEOUT_ENV = "ALIGNMENT_COORDINATOR_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300
 
 
 def initialize(
@@ -47,13 +54,16 @@ def initialize(
     process_id: int | None = None,
     *,
     auto: bool | None = None,
+    timeout_s: float | None = None,
 ) -> bool:
     """Joins the processes of a multi-process run; returns whether JAX is now distributed.
 
     Each argument left ``None`` is read from its environment variable (module docstring). With
     a coordinator, ``num_processes`` and ``process_id`` are required; with ``auto`` (argument or
     ``ALIGNMENT_AUTO_DISTRIBUTED=1``) JAX detects all three (Cloud TPU pods); with neither,
-    nothing happens (one process). Must run before any other JAX call.
+    nothing happens (one process). Must run before any other JAX call. ``timeout_s`` (else
+    ``$ALIGNMENT_COORDINATOR_TIMEOUT``, else 300): how long a process other than 0 waits for the
+    coordinator to accept connections (``wait_for_coordinator``) and JAX for every process to join.
     """
     if jax.distributed.is_initialized():
         return True
@@ -68,8 +78,32 @@ def initialize(
     process_id = _int_setting(process_id, "process_id", PROCESS_ID_ENV)
     if not 0 <= process_id < num_processes:
         raise ValueError(f"process_id must be in 0 .. {num_processes - 1} (num_processes={num_processes}); got {process_id}")
-    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id)
+    timeout_s = float(timeout_s if timeout_s is not None else os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    if process_id > 0:  # process 0 starts the coordination service; the others must reach it
+        wait_for_coordinator(coordinator_address, timeout_s)
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id,
+                               initialization_timeout=max(1, int(timeout_s)))
     return True
+
+
+def wait_for_coordinator(address: str, timeout_s: float) -> None:
+    """Returns once ``host:port`` accepts a TCP connection; a ``ConnectionError`` naming the
+    address after ``timeout_s`` seconds of refused or timed-out attempts."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"the coordinator address must be host:port, got {address!r}")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=max(0.1, min(1.0, timeout_s))):
+                return
+        except OSError as error:
+            if time.monotonic() >= deadline:
+                raise ConnectionError(
+                    f"could not reach the coordinator at {address} within {timeout_s:g} s ({error}); start process 0 "
+                    f"first, or check {COORDINATOR_ENV} and that the address is reachable from this host"
+                ) from error
+            time.sleep(0.25)
 
 
 def _int_setting(value: int | None, name: str, env: str) -> int:

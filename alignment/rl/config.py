@@ -25,6 +25,7 @@ import dataclasses
 
 import optax
 
+from alignment import nested
 from alignment.rl.algorithms import Algorithm, get_algorithm
 from alignment.rl.rollout import RolloutConfig
 from alignment.rl.utility import Utility
@@ -51,6 +52,9 @@ class RewardShaping:
     overlong_buffer: int | None = None
     overlong_penalty: float = 1.0
 
+    def __post_init__(self):
+        nested.check_fields(self, non_negative=("overlong_buffer",))
+
 
 @dataclasses.dataclass(frozen=True)
 class KLConfig:
@@ -68,6 +72,7 @@ class KLConfig:
     horizon: float = 10000.0
 
     def __post_init__(self):
+        nested.check_fields(self, non_negative=("coef",))
         if self.placement not in KL_PLACEMENTS:
             raise ValueError(f"unknown kl.placement {self.placement!r}; valid: {', '.join(KL_PLACEMENTS)}")
         if self.target is not None and not self.target > 0:
@@ -90,6 +95,9 @@ class LossConfig:
     entropy_coef: float = 0.0
     gamma: float = 1.0
 
+    def __post_init__(self):
+        nested.check_fields(self, non_negative=("entropy_coef",))
+
 
 @dataclasses.dataclass(frozen=True)
 class CriticConfig:
@@ -106,6 +114,9 @@ class CriticConfig:
     value_coef: float = 0.5
     value_clip: float | None = 0.2
     whiten_advantages: bool = True
+
+    def __post_init__(self):
+        nested.check_fields(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +139,11 @@ class FaultPolicy:
     grad_spike_factor: float | None = 10.0
 
     def __post_init__(self):
+        nested.check_fields(self, positive=("max_skips_in_a_row",))
+        if self.grad_spike_factor is not None and not self.grad_spike_factor > 1:
+            raise ValueError(f"faults.grad_spike_factor must be > 1 (or None: off), got {self.grad_spike_factor}")
         if self.non_finite not in NON_FINITE_POLICIES:
             raise ValueError(f"unknown faults.non_finite {self.non_finite!r}; valid: {', '.join(NON_FINITE_POLICIES)}")
-        if self.max_skips_in_a_row < 1:
-            raise ValueError(f"faults.max_skips_in_a_row must be >= 1, got {self.max_skips_in_a_row}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +185,8 @@ class LearnerConfig:
     faults: FaultPolicy = FaultPolicy()
 
     def __post_init__(self):
+        nested.check_fields(self, positive=("prompts_per_step", "num_samples", "epochs", "minibatches", "microbatches", "log_every"),
+                            non_negative=("num_steps", "checkpoint_every"))
         algorithm = get_algorithm(self.algorithm)
         if self.num_samples < algorithm.min_samples:
             raise ValueError(f"{self.algorithm} needs num_samples >= {algorithm.min_samples} responses per prompt, got {self.num_samples}")

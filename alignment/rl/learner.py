@@ -54,7 +54,8 @@ from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host
 from alignment.rl import algorithms, kl
 from alignment.rl.config import LearnerConfig, make_optimizer
-from alignment.rl.programs import Trainable, UpdateBatch, policy_loss, base_policy_pass, rollout_advantages
+from alignment.rl.programs import Trainable, UpdateBatch, base_policy_pass, policy_loss, rollout_advantages
+from alignment.rl.reference import reference_matrix
 from alignment.rl.rollout import PromptStream, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler
@@ -115,7 +116,7 @@ class Learner:
             raise ValueError(f"each property must be scored by one reward function; got {list(self.properties)}")
         self.prompts = [list(chat) for chat in prompts]
         self.prompt_ids = config.rollout.encode(tokenizer, self.prompts)
-        self.references = self._check_references(references)
+        self.references = reference_matrix(references, self.properties, len(self.prompts), config.utility)
         self.trainable = Trainable(policy, value_model if self.algorithm.critic else None)
         if mesh is not None:  # each model where the logical rules put its parameters (a no-op if already there)
             for model in (self.trainable, base_policy):
@@ -149,25 +150,6 @@ class Learner:
         self._skips_in_a_row = 0
 
     # ----------------------------------------------------------------------------- setup
-
-    def _check_references(self, references) -> np.ndarray:
-        """r_ref as ``[num_prompts, P]`` float32 in property order (NaN where none was given)."""
-        n = len(self.prompts)
-        if references is None:
-            if self.config.utility.needs_references:
-                raise ValueError(f"the transform {self.config.utility.transform!r} needs references {{property: [num_prompts]}}")
-            return np.full((n, len(self.properties)), np.nan, np.float32)
-        names = sorted(references)
-        if names != sorted(self.properties):
-            raise ValueError(f"references name {names}; the reward functions score {sorted(self.properties)}")
-        out = np.stack([np.asarray(references[p], np.float32).reshape(-1) for p in self.properties], axis=1)
-        if out.shape[0] != n:
-            raise ValueError(f"references have {out.shape[0]} entries per property; there are {n} prompts")
-        bad = np.argwhere(~np.isfinite(out))
-        if len(bad):
-            prompt, prop = bad[0]
-            raise ValueError(f"reference reward of property {self.properties[prop]!r} for prompt {prompt} is {out[prompt, prop]}")
-        return out
 
     def _on_mesh(self, x, batch: bool = True) -> jax.Array:
         """Host data (the same on every process) on the mesh: rows over the logical "batch" axis,

@@ -54,11 +54,12 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from alignment import files, rewards
+from alignment import files, nested, rewards
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
 from alignment.rl.rollout import RolloutConfig, sample_groups
 from alignment.rl.scoring import Chat, RewardFunction, score_all
+from alignment.rl.utility import Utility
 from alignment.sampling import Sampler, SamplerConfig
 
 CACHE_ENV = "ALIGNMENT_CACHE"
@@ -82,10 +83,7 @@ class ReferenceConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("num_samples", "batch_prompts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ReferenceConfig.{name} must be a positive int; got {name}={value!r}")
+        nested.check_fields(self, positive=("num_samples", "batch_prompts"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +193,27 @@ def sample_and_score(
     (``config.seed`` unused) and scored by every reward function; no cache."""
     texts, ended = _sample(policy, tokenizer, rollout.encode(tokenizer, chats), config, rollout, key, mesh)
     return ScoredSamples(texts, ended, _score(chats, texts, reward_fns, config.batch_prompts))
+
+
+def reference_matrix(references: Mapping[str, np.ndarray] | None, properties: Sequence[str], num_prompts: int,
+                     utility: Utility) -> np.ndarray:
+    """r_ref ``{property: [num_prompts]}`` as ``[num_prompts, P]`` float32 in ``properties`` order
+    (NaN where none was given, which only a ``utility`` that reads no r_ref accepts); a
+    ``ValueError`` names a missing property, a wrong count or a non-finite value."""
+    if references is None:
+        if utility.needs_references:
+            raise ValueError(f"the transform {utility.transform!r} needs references {{property: [num_prompts]}}")
+        return np.full((num_prompts, len(properties)), np.nan, np.float32)
+    if sorted(references) != sorted(properties):
+        raise ValueError(f"references name {sorted(references)}; the reward functions score {sorted(properties)}")
+    out = np.stack([np.asarray(references[p], np.float32).reshape(-1) for p in properties], axis=1)
+    if out.shape[0] != num_prompts:
+        raise ValueError(f"references have {out.shape[0]} entries per property; there are {num_prompts} prompts")
+    bad = np.argwhere(~np.isfinite(out))
+    if len(bad):
+        prompt, prop = bad[0]
+        raise ValueError(f"reference reward of property {properties[prop]!r} for prompt {prompt} is {out[prompt, prop]}")
+    return out
 
 
 def fixed_response_references(

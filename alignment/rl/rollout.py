@@ -25,6 +25,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from alignment import nested
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import to_host
 from alignment.sampling import SampleOutput, Sampler, SamplerConfig, SamplingParams
@@ -48,10 +49,7 @@ class RolloutConfig:
     top_p: float = 1.0
 
     def __post_init__(self):
-        for name in ("max_prompt_length", "max_new_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"rollout.{name} must be a positive int; got {value!r}")
+        nested.check_fields(self, positive=("max_prompt_length", "max_new_tokens"))
         self.sampling_params()
 
     def sampling_params(self) -> SamplingParams:

@@ -27,7 +27,7 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
-from alignment.files import DamagedFileError
+from alignment.files import DamagedFileError, writing
 
 
 class DamagedCheckpointsError(DamagedFileError):
@@ -51,12 +51,14 @@ class Checkpoints:
         return list(self._manager.all_steps())
 
     def save(self, step: int, state: Any, meta: dict | None = None, *, wait: bool = False) -> None:
-        """Saves asynchronously (``wait=True`` blocks until the files are complete)."""
-        self._manager.save(
-            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta or {}))
-        )
-        if wait:
-            self._manager.wait_until_finished()
+        """Saves asynchronously (``wait=True`` blocks until the files are complete); a failed
+        write is a ``WriteError`` naming the directory and the step."""
+        with writing(self.directory, f"the checkpoint of step {step}"):
+            self._manager.save(
+                step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta or {}))
+            )
+            if wait:
+                self._manager.wait_until_finished()
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
         """The state (placed as ``abstract_state`` says) and metadata of ``step`` (default: latest)."""

@@ -12,7 +12,9 @@ For example::
     print(open(f"{workdir}/metrics.jsonl").read())    # {"step": 10, "train/loss": 0.69, "train/accuracy": 0.5}
 
 Each line of ``metrics.jsonl`` is ``{"step": s, "train/loss": ..., ...}``; the same scalars go
-to TensorBoard under ``workdir/tensorboard``. Only process 0 writes on multi-host runs.
+to TensorBoard under ``workdir/tensorboard``. Only process 0 writes on multi-host runs. A writer
+that reopens a log whose last line was cut off (a kill or a full disk mid-write) first removes
+that partial line, so that the lines it appends stay whole.
 """
 
 from __future__ import annotations
@@ -25,7 +27,19 @@ from pathlib import Path
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from alignment.files import writing
 from alignment.parallel import is_primary
+
+
+def drop_partial_last_line(path: Path) -> None:
+    """Truncates ``path`` after its last newline (a line without one was cut off mid-write)."""
+    if not path.is_file():
+        return
+    with path.open("rb+") as log:
+        data = log.read()
+        if data and not data.endswith(b"\n"):
+            log.truncate(data.rfind(b"\n") + 1)
+            print(f"[metrics] {path}: removed an incomplete last line (a write cut off) before appending", flush=True)
 
 
 class MetricsWriter:
@@ -35,17 +49,20 @@ class MetricsWriter:
         self._jsonl = None
         self._tensorboard = None
         if self.enabled:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            self._jsonl = (self.workdir / "metrics.jsonl").open("a")
-            self._tensorboard = SummaryWriter(str(self.workdir / "tensorboard"))
+            with writing(self.workdir, "the metrics log"):
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                drop_partial_last_line(self.workdir / "metrics.jsonl")
+                self._jsonl = (self.workdir / "metrics.jsonl").open("a")
+                self._tensorboard = SummaryWriter(str(self.workdir / "tensorboard"))
 
     def write(self, step: int, metrics: Mapping[str, float], prefix: str = "") -> dict[str, float]:
         """Logs scalar metrics (device arrays are fetched); returns them as python floats."""
         scalars = {f"{prefix}/{k}" if prefix else k: float(np.asarray(v)) for k, v in metrics.items()}
         if self.enabled:
             record = {"step": int(step), **{k: (v if math.isfinite(v) else str(v)) for k, v in scalars.items()}}
-            self._jsonl.write(json.dumps(record) + "\n")
-            self._jsonl.flush()
+            with writing(self.workdir / "metrics.jsonl", f"the metrics of step {step}"):
+                self._jsonl.write(json.dumps(record) + "\n")
+                self._jsonl.flush()
             for name, value in scalars.items():
                 self._tensorboard.add_scalar(name, value, int(step))
         return scalars

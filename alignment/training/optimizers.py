@@ -16,6 +16,8 @@ import dataclasses
 
 import optax
 
+from alignment import nested
+
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -57,10 +59,11 @@ class OptimizerConfig:
     max_grad_norm: float = 1.0
 
     def __post_init__(self):
+        nested.check_fields(self, non_negative=("learning_rate", "warmup_steps", "weight_decay"))
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"OptimizerConfig.max_grad_norm must be > 0, got {self.max_grad_norm}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
     def make(self, num_steps: int, updates_per_step: int = 1) -> optax.GradientTransformation:
         """The optimizer of a run of ``num_steps`` trainer steps, each ``updates_per_step``

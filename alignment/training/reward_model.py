@@ -35,6 +35,7 @@ from flax import nnx
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from alignment import nested
 from alignment.data import RewardBatch
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.layers import positions_from_mask
@@ -68,6 +69,9 @@ class RewardTrainConfig:
     checkpoint_every: int = 0  # 0: only at the end (when a workdir is given)
 
     def __post_init__(self):
+        nested.check_fields(self, non_negative=("num_steps", "checkpoint_every"), positive=("log_every", "eval_every"))
+        if self.beta is not None and not self.beta > 0:
+            raise ValueError(f"RewardTrainConfig.beta must be > 0 (or None: the objective's default), got {self.beta}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; valid objectives: {', '.join(OBJECTIVES)}")
         if self.trainable not in TRAINABLE:

@@ -8,14 +8,14 @@ given, not reoriented. Use this format to write records of any source back to di
 from __future__ import annotations
 
 from alignment.data.errors import FieldError
-from alignment.data.formats.fields import get_number, get_str, require
+from alignment.data.formats.fields import check_text, get_number, get_str, require
 from alignment.data.formats.registry import Format, Pair, register_format
 from alignment.data.records import ROLES, Message
 
 
 def _messages(prompt) -> tuple[Message, ...]:
     if isinstance(prompt, str):
-        return (Message("user", prompt),)
+        return (Message("user", check_text(prompt, "prompt")),)
     if not isinstance(prompt, list) or not prompt:
         raise FieldError("wrong_type", "prompt", "expected a string or a non-empty list of messages")
     messages = []
@@ -23,7 +23,7 @@ def _messages(prompt) -> tuple[Message, ...]:
         field = f"prompt[{i}]"
         if not isinstance(message, dict):
             raise FieldError("wrong_type", field, f"expected a message object, got {type(message).__name__}")
-        role, content = get_str(message, "role"), get_str(message, "content")
+        role, content = get_str(message, "role", f"{field}.role"), get_str(message, "content", f"{field}.content")
         if role not in ROLES:
             raise FieldError("out_of_range", f"{field}.role", f"{role!r} is not one of {ROLES}")
         messages.append(Message(role, content))

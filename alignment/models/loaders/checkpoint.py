@@ -11,6 +11,7 @@ data position) goes to ``alignment.training.checkpointing.Checkpoints``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jax
@@ -18,8 +19,12 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh, SingleDeviceSharding
 
+from alignment.files import DamagedFileError
 from alignment.models.partitioning import abstract_state
 from alignment.parallel import DEFAULT_RULES
+
+# TensorStore's status for array files that are cut short or overwritten (a ValueError).
+_DAMAGE_STATUSES = ("DATA_LOSS:", "OUT_OF_RANGE:")
 
 
 def save_params(model: nnx.Module, directory: str | Path, *, overwrite: bool = False) -> Path:
@@ -35,7 +40,12 @@ def save_params(model: nnx.Module, directory: str | Path, *, overwrite: bool = F
 def restore_params(
     model: nnx.Module, directory: str | Path, *, mesh: Mesh | None = None, rules=DEFAULT_RULES
 ) -> nnx.Module:
-    """A copy of ``model`` holding the parameters saved in ``directory``, placed on ``mesh``."""
+    """A copy of ``model`` holding the parameters saved in ``directory``, placed on ``mesh``.
+
+    Raises ``FileNotFoundError`` for a missing directory, ``ValueError`` naming it when the saved
+    parameters are not the model's, ``DamagedFileError`` (a ``ValueError``) when its files are
+    truncated or corrupt.
+    """
     directory = Path(directory).absolute()
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {directory}")
@@ -48,7 +58,14 @@ def restore_params(
     with ocp.StandardCheckpointer() as checkpointer:
         try:
             restored = checkpointer.restore(directory, target)
+        except json.JSONDecodeError as error:  # a metadata file cut short or overwritten
+            raise DamagedFileError(f"checkpoint {directory} is damaged (a metadata file is not JSON: {error})") from error
         except (ValueError, KeyError) as error:
+            if str(error).startswith(_DAMAGE_STATUSES):
+                raise DamagedFileError(f"checkpoint {directory} is damaged ({str(error)[:300]})") from error
             raise ValueError(f"checkpoint {directory} does not match the model's parameters: {error}") from error
+        except Exception as error:  # TensorStore raises a bare Exception for array data it cannot read
+            detail = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+            raise DamagedFileError(f"checkpoint {directory} is damaged (unreadable array data: {detail})") from error
     nnx.replace_by_pure_dict(state, restored)
     return nnx.merge(graphdef, state, rest)

@@ -11,14 +11,18 @@ decoder stores ``[in, out]`` with the head axes split out:
 ``decoder_layout`` states these transforms once: ``params_from_hf`` applies them to whole
 tensors, ``read_decoder_slice`` reads one shard of a decoder tensor from the torch tensor
 without reading the rest (the sharded safetensors loader). ``Pretrained`` (what every loader
-returns) and ``need`` (a required metadata field, with an error naming the file) are shared by
-the loaders and ``alignment.models.tokenizer``.
+returns), ``need`` and ``field`` (a metadata field, required or typed, with an error naming the
+file and the field) and ``ModelFileError`` (a model file that is truncated, corrupt or has a field
+of the wrong type) are shared by the loaders and ``alignment.models.tokenizer``.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import numbers
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax.numpy as jnp
@@ -44,11 +48,88 @@ class Pretrained(NamedTuple):
     config: DecoderConfig
 
 
+class ModelFileError(ValueError):
+    """A model file (GGUF, safetensors, ``config.json``, tokenizer files) that cannot be used:
+    truncated, corrupt, not the format it should be, or a field of the wrong type. The message
+    starts with the file (``source``) and names the field where there is one."""
+
+    def __init__(self, source: str, detail: str, field: str | None = None):
+        super().__init__(f"{source}: " + (f"field {field!r}: " if field is not None else "") + detail)
+        self.source, self.field, self.detail = source, field, detail
+
+
+class MissingFieldError(ModelFileError, KeyError):
+    """A required field (or tensor) is absent; also a ``KeyError``, which ``need`` has always raised."""
+
+    def __init__(self, source: str, field: str, what: str = "field", hint: str = ""):
+        ValueError.__init__(self, f"{source}: missing {what} {field!r}" + (f" ({hint})" if hint else ""))
+        self.source, self.field, self.detail = source, field, f"missing {what}"
+
+    __str__ = ValueError.__str__  # not KeyError's quoted repr
+
+
 def need(fields: Mapping[str, Any], key: str, source: str) -> Any:
-    """``fields[key]``; ``KeyError`` naming ``source`` (the file) and the missing field otherwise."""
+    """``fields[key]``; ``MissingFieldError`` (a ``KeyError``) naming ``source`` (the file) and the
+    missing field otherwise."""
     if key not in fields:
-        raise KeyError(f"{source}: missing field {key!r}")
+        raise MissingFieldError(source, key)
     return fields[key]
+
+
+_REQUIRED = object()
+FIELD_KINDS = ("count", "int", "number", "bool", "str", "dict", "list")
+
+
+def field(fields: Mapping[str, Any], key: str, source: str, kind: str, default: Any = _REQUIRED) -> Any:
+    """``fields[key]`` checked to be of ``kind``, else ``ModelFileError`` naming ``source`` and ``key``.
+
+    Kinds: "count" (an integer >= 1), "int", "number" (a finite int or float, returned as float),
+    "bool", "str", "dict", "list". With a ``default``, an absent or null field gives the default;
+    without one, an absent field raises ``MissingFieldError``.
+    """
+    if fields.get(key) is None and default is not _REQUIRED:
+        return default
+    value = need(fields, key, source)
+    boolean = isinstance(value, (bool, np.bool_))
+    if kind in ("count", "int"):
+        if boolean or not isinstance(value, numbers.Integral) or (kind == "count" and value < 1):
+            what = "a positive integer" if kind == "count" else "an integer"
+            raise ModelFileError(source, f"expected {what}, got {_describe(value)}", key)
+        return int(value)
+    if kind == "number":
+        try:
+            number = math.nan if boolean or not isinstance(value, numbers.Real) else float(value)
+        except OverflowError:  # an int beyond float's range
+            number = math.inf
+        if not math.isfinite(number):
+            raise ModelFileError(source, f"expected a finite number, got {_describe(value)}", key)
+        return number
+    types = {"bool": (bool, np.bool_), "str": str, "dict": Mapping, "list": (list, tuple)}
+    if kind not in types:
+        raise ValueError(f"unknown field kind {kind!r}; valid kinds: {FIELD_KINDS}")
+    if not isinstance(value, types[kind]):
+        raise ModelFileError(source, f"expected a {kind}, got {_describe(value)}", key)
+    return bool(value) if kind == "bool" else value
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:30] + '...'}"
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The JSON object of a ``config.json`` (or any JSON model file): ``FileNotFoundError``, or
+    ``ModelFileError`` naming the file when it is not UTF-8 JSON holding an object."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSONDecodeError included
+        raise ModelFileError(str(path), f"not a JSON file (truncated or corrupt?): {str(e)[:200]}") from None
+    if not isinstance(value, dict):
+        raise ModelFileError(str(path), f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 GLOBAL_TENSORS = {"embed": "model.embed_tokens.weight", "final_norm": "model.norm.weight", "lm_head": "lm_head.weight"}
@@ -127,7 +208,7 @@ def params_from_hf(tensors: Mapping[str, np.ndarray], config: DecoderConfig, sou
 
     def get(name):
         if name not in tensors:
-            raise KeyError(f"{source}: missing tensor {name!r} (have e.g. {sorted(tensors)[:5]})")
+            raise MissingFieldError(source, name, "tensor", f"have e.g. {sorted(tensors)[:5]}")
         return np.asarray(tensors[name])
 
     layers = {

