@@ -4,8 +4,10 @@ process; process 0 writes OUT/result.npz (final parameters, logged metrics, rest
     python tests/multihost_job.py OUT                                          # one process
     python launch/multihost.py --num_processes 2 -- python tests/multihost_job.py OUT
 
-The run checkpoints into OUT/run; a fresh learner in every process then restores that
-checkpoint and must hold the trained parameters. Run by tests/test_multihost.py.
+The run checkpoints into OUT/run after every step, and resumes from there when started again
+(every process restores its shards); a fresh learner in every process then restores the last
+checkpoint and must hold the trained parameters. Run by tests/test_multihost.py and, killed and
+restarted, by tests/test_kill_trials.py.
 """
 
 import hashlib
@@ -30,7 +32,7 @@ TOKENIZER = sandbox.sandbox_tokenizer()
 CHATS = [sandbox.policy.messages(p) for p in sandbox.all_prompts()[:8]]
 CONFIG = rl.LearnerConfig(algorithm="rloo", prompts_per_step=2, num_samples=4,
                           rollout=rl.RolloutConfig(max_prompt_length=32, max_new_tokens=8),
-                          optimizer=rl.OptimizerConfig(learning_rate=1e-3), num_steps=2)
+                          optimizer=rl.OptimizerConfig(learning_rate=1e-3), num_steps=2, checkpoint_every=1)
 
 
 def _decoder(seed: int) -> Decoder:
@@ -58,6 +60,8 @@ def params(trained: rl.Learner) -> list[np.ndarray]:
 def main(out: Path) -> None:
     mesh = make_mesh(data=-1)
     trained = learner(mesh, out / "run")
+    if (out / "run" / "checkpoints").is_dir():  # started again after a kill: continue from the last checkpoint
+        print(f"process {jax.process_index()} of {jax.process_count()}: resumed at step {trained.restore()}", flush=True)
     trained.run(progress=False)
     trained.close()
     final = params(trained)  # every process: a gather is a collective

@@ -1,6 +1,7 @@
 """The whole job killed (SIGKILL, no chance to clean up) at random moments of every stage, then
 run again with the same command: it finishes, and its ``report/results.json`` equals an
-uninterrupted run's (same seeds), wall-clock timings aside.
+uninterrupted run's (same seeds), wall-clock timings aside. And a two-process run
+(``launch/multihost.py``) killed after a checkpoint resumes in both processes.
 
 Opt-in, as it runs the smoke experiment about twice per trial: ``ALIGNMENT_FAULT_TRIALS=N``
 (N trials, at least one per stage of the uninterrupted run, cycling through them) with
@@ -110,3 +111,44 @@ def test_sigkill_at_random_moments_of_every_stage_then_the_same_command_gives_th
         print(f"trial {trial}: SIGKILL {delay:.2f} s into {stage!r}; restarted; {len(differences)} differences", flush=True)
         assert not differences, f"trial {trial} ({stage} + {delay:.2f} s): {differences[:10]}"
     print(f"{len(outcomes)} trials over {len(stages)} stages, 0 results lost: {outcomes}")
+
+
+def _multihost(out: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "launch" / "multihost.py"), "--num_processes", "2", "--timeout", "300", "--",
+            sys.executable, str(ROOT / "tests" / "multihost_job.py"), str(out)]
+
+
+def _multihost_env() -> dict[str, str]:
+    """This environment without distributed settings (the launcher sets its own)."""
+    return {k: v for k, v in _env().items() if not k.startswith("ALIGNMENT_") or k == "ALIGNMENT_SHARED_DATA"}
+
+
+def test_a_two_process_run_killed_after_a_checkpoint_resumes_in_both_processes(tmp_path):
+    """``launch/multihost.py`` with two processes, SIGKILLed (both processes and the launcher)
+    once the first checkpoint is on disk and before the run ends; the same command then resumes
+    in both processes and ends with the parameters of an uninterrupted two-process run."""
+    straight = subprocess.run(_multihost(tmp_path / "straight"), capture_output=True, text=True, env=_multihost_env(), timeout=600)
+    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
+    for attempt in range(3):  # the kill must land between the first checkpoint and the end
+        out = tmp_path / f"killed{attempt}"
+        job = subprocess.Popen(_multihost(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_multihost_env(),
+                               start_new_session=True)
+        deadline = time.monotonic() + 600
+        while not (out / "run" / "checkpoints" / "1").is_dir() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(timeout=60)
+        if (out / "run" / "checkpoints" / "1").is_dir() and not (out / "result.npz").exists():
+            break
+    else:
+        pytest.fail("three runs ended before they could be killed between their first checkpoint and their end")
+    again = subprocess.run(_multihost(out), capture_output=True, text=True, env=_multihost_env(), timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    resumed = re.findall(r"\[process (\d)\] process \d of 2: resumed at step (\d)", again.stdout)
+    assert sorted(p for p, _ in resumed) == ["0", "1"] and len({s for _, s in resumed}) == 1, again.stdout[-3000:]
+    print(f"killed after checkpoint 1 (attempt {attempt}); both processes resumed at step {resumed[0][1]}")
+    a, b = np.load(out / "result.npz"), np.load(tmp_path / "straight" / "result.npz")
+    params = [k for k in b.files if k.startswith("param/")]
+    assert params and int(a["restored_step"]) == int(b["restored_step"]) == 2
+    for key in params:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)
