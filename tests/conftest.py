@@ -42,8 +42,24 @@ if str(ROOT) not in sys.path:
 SHARED_DATA = Path(os.environ.get("ALIGNMENT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+# The files that take minutes (fixtures that train several learners or a reward model; from
+# --durations), scheduled first so that the two xdist workers finish together instead of one
+# idling while the other runs the last long file. The first two do not both need the sandbox,
+# so neither waits on the other's build of it.
+SLOW_FIRST = ("test_rl_sandbox_successors.py", "test_rl_learner.py", "test_experiment.py", "test_rl_sandbox.py",
+              "test_sandbox_reward_model.py", "test_notebook.py", "test_docstring_examples.py", "test_multihost.py")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "faults: the long fault-injection trials, opt-in (ALIGNMENT_FAULT_TRIALS=N; tests/test_kill_trials.py)")
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False  # xdist would order the files by their number of tests
+
+
+def pytest_collection_modifyitems(config, items):
+    """The ``SLOW_FIRST`` files first, in that order; the others after them, as collected."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
 
 
 @pytest.fixture(scope="session")
