@@ -19,6 +19,7 @@ from alignment.parallel import initialize
 initialize()  # before any other JAX call: a no-op unless launch/multihost.py set the environment
 
 import jax  # noqa: E402
+from jax.experimental import multihost_utils  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
@@ -59,8 +60,12 @@ def params(trained: rl.Learner) -> list[np.ndarray]:
 
 def main(out: Path) -> None:
     mesh = make_mesh(data=-1)
+    # Started again after a kill: continue from the last checkpoint. Every process decides
+    # before any of them can write one (the barrier), so they all decide alike.
+    resume = any(path.name.isdigit() for path in (out / "run" / "checkpoints").glob("*"))
+    multihost_utils.sync_global_devices("multihost_job: resume decided")
     trained = learner(mesh, out / "run")
-    if (out / "run" / "checkpoints").is_dir():  # started again after a kill: continue from the last checkpoint
+    if resume:
         print(f"process {jax.process_index()} of {jax.process_count()}: resumed at step {trained.restore()}", flush=True)
     trained.run(progress=False)
     trained.close()
