@@ -87,10 +87,11 @@ def write_npz(path: str | Path, compressed: bool = True, **arrays: np.ndarray) -
 
 
 def read_json(path: str | Path) -> Any:
-    """The JSON value in ``path``; ``DamagedFileError`` naming the file when it does not parse."""
+    """The JSON value in ``path``; ``DamagedFileError`` naming the file when it does not parse (not
+    UTF-8, not JSON, nested too deep, an integer too long to read)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DamagedFileError(f"{path} is damaged (truncated or not JSON: {error})") from error
 
 

@@ -13,6 +13,7 @@ Examples are derandomized (the same on every run) and few, so the file stays fas
 """
 
 import collections
+import contextlib
 import gzip
 import json
 from pathlib import Path
@@ -339,6 +340,20 @@ OPTIONAL = {"num_key_value_heads": "count", "head_dim": "count", "max_position_e
             "rope_theta": "number", "rms_norm_eps": "number", "tie_word_embeddings": "bool", "rope_scaling": "dict"}
 
 
+@contextlib.contextmanager
+def replaced(path: Path, content: bytes):
+    """``path`` holding ``content`` inside the block; what it held before (or its absence) after."""
+    before = path.read_bytes() if path.exists() else None
+    path.write_bytes(content)
+    try:
+        yield path
+    finally:
+        if before is None:
+            path.unlink()
+        else:
+            path.write_bytes(before)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(work) -> Path:
     """A loadable one-layer Hugging Face checkpoint (config.json + model.safetensors)."""
@@ -365,24 +380,16 @@ def test_a_truncated_or_garbage_safetensors_file_is_named(checkpoint, draw):
         st.binary(max_size=60).filter(lambda b: b.strip()[:1] != b"{").map(lambda b: len(b).to_bytes(8, "little") + b),
         st.integers(0, header - 1).map(lambda i: whole[: 8 + i] + b"\x00" + whole[9 + i:]),  # broken header JSON
     ))
-    try:
-        path.write_bytes(damaged)
-        with pytest.raises(ModelFileError, match="not a readable safetensors file") as info:
-            load_hf(checkpoint)
-        assert str(info.value).startswith(f"{path}: ")
-    finally:
-        path.write_bytes(whole)
+    with replaced(path, damaged), pytest.raises(ModelFileError, match="not a readable safetensors file") as info:
+        load_hf(checkpoint)
+    assert str(info.value).startswith(f"{path}: ")
 
 
 def test_the_sharded_loader_names_a_damaged_safetensors_file(checkpoint):
     path = checkpoint / "model.safetensors"
     whole = path.read_bytes()
-    try:
-        path.write_bytes(whole[: len(whole) // 2])
-        with pytest.raises(ModelFileError, match=f"^{path}: not a readable safetensors file"):
-            load_hf_sharded(checkpoint, make_mesh(devices=jax.devices()[:1]))
-    finally:
-        path.write_bytes(whole)
+    with replaced(path, whole[: len(whole) // 2]), pytest.raises(ModelFileError, match=f"^{path}: not a readable safetensors file"):
+        load_hf_sharded(checkpoint, make_mesh(devices=jax.devices()[:1]))
 
 
 @pytest.mark.parametrize("index, field", [
@@ -394,12 +401,8 @@ def test_the_sharded_loader_names_a_damaged_safetensors_file(checkpoint):
 ])
 def test_a_bad_shard_index_names_the_file_and_the_key(checkpoint, index, field):
     path = checkpoint / "model.safetensors.index.json"
-    try:
-        path.write_bytes(index)
-        with pytest.raises(ModelFileError) as info:
-            load_hf(checkpoint)
-    finally:
-        path.unlink()
+    with replaced(path, index), pytest.raises(ModelFileError) as info:
+        load_hf(checkpoint)
     assert str(info.value).startswith(f"{path}: ") and info.value.field == field
     assert isinstance(info.value, KeyError) == (index == b'{"metadata": {}}')
 
@@ -452,12 +455,8 @@ def bad_config(draw):
 def test_a_bad_config_json_names_the_file_and_the_key(checkpoint, case):
     raw, fields, missing = case
     path = checkpoint / "config.json"
-    try:
-        path.write_bytes(raw)
-        with pytest.raises(ModelFileError) as info:
-            load_hf(checkpoint)
-    finally:
-        path.write_text(json.dumps(CONFIG))
+    with replaced(path, raw), pytest.raises(ModelFileError) as info:
+        load_hf(checkpoint)
     error = info.value
     assert isinstance(error, MissingFieldError) == missing and isinstance(error, KeyError) == missing
     assert str(error).startswith(f"{path}: ") and error.field in fields
@@ -502,13 +501,8 @@ def test_a_bad_tokenizer_directory_names_the_file_and_the_key(tokenizer_dir, dra
             value = draw.draw(not_null.filter(lambda v: not isinstance(v, dict)) | st.builds(lambda v: {"content": v}, not_null))
         raw = json.dumps({**TOKENIZER_CONFIG, case: value}).encode()
     path = tokenizer_dir / name
-    try:
-        path.write_bytes(raw)
-        with pytest.raises(ModelFileError) as info:
-            Tokenizer.from_pretrained(tokenizer_dir)
-    finally:
-        for original, content in files.items():
-            (tokenizer_dir / original).write_bytes(content)
+    with replaced(path, raw), pytest.raises(ModelFileError) as info:
+        Tokenizer.from_pretrained(tokenizer_dir)
     assert str(info.value).startswith(f"{path}: ") and info.value.field == field
 
 
@@ -532,15 +526,12 @@ def test_a_damaged_orbax_checkpoint_is_named_or_reads_back_the_same(orbax_checkp
     whole = path.read_bytes()
     damaged = draw.draw(st.integers(0, max(len(whole) - 1, 0)).map(lambda cut: whole[:cut]) | st.binary(min_size=1, max_size=64))
     abstract = nnx.eval_shape(lambda: Decoder(get_config("tiny"), rngs=nnx.Rngs(0)))
-    try:
-        path.write_bytes(damaged)
+    with replaced(path, damaged):
         try:
             restored = restore_params(abstract, directory)
         except DamagedFileError as error:
             assert str(error).startswith(f"checkpoint {directory} is damaged (")
             return
-    finally:
-        path.write_bytes(whole)
     # Files that restoring does not read (commit marker, sharding notes, unused copies) may be damaged.
     same = jax.tree.map(np.array_equal, nnx.to_pure_dict(nnx.state(restored, nnx.Param)), saved)
     assert all(jax.tree.leaves(same)), path

@@ -12,24 +12,25 @@ decoder stores ``[in, out]`` with the head axes split out:
 tensors, ``read_decoder_slice`` reads one shard of a decoder tensor from the torch tensor
 without reading the rest (the sharded safetensors loader). ``Pretrained`` (what every loader
 returns), ``need`` and ``field`` (a metadata field, required or typed, with an error naming the
-file and the field) and ``ModelFileError`` (a model file that is truncated, corrupt or has a field
-of the wrong type) are shared by the loaders and ``alignment.models.tokenizer``.
+file and the field), ``from_file`` (a config built from a file's values, its errors naming the
+file) and ``ModelFileError`` (a model file that is truncated, corrupt or has a field of the wrong
+type) are shared by the loaders and ``alignment.models.tokenizer``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from flax.traverse_util import flatten_dict, unflatten_dict
 
+from alignment.files import DamagedFileError, read_json
 from alignment.models.config import DecoderConfig
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def need(fields: Mapping[str, Any], key: str, source: str) -> Any:
     return fields[key]
 
 
+T = TypeVar("T")
 _REQUIRED = object()
 FIELD_KINDS = ("count", "int", "number", "bool", "str", "dict", "list")
 
@@ -117,6 +119,15 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:30] + '...'}"
 
 
+def from_file(source: str, build: Callable[..., T], *args, **kwargs) -> T:
+    """``build(*args, **kwargs)`` (e.g. ``DecoderConfig``), its ``ValueError`` as a
+    ``ModelFileError`` naming ``source``, the file the values came from."""
+    try:
+        return build(*args, **kwargs)
+    except ValueError as e:
+        raise ModelFileError(source, str(e)) from e
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The JSON object of a ``config.json`` (or any JSON model file): ``FileNotFoundError``, or
     ``ModelFileError`` naming the file when it is not UTF-8 JSON holding an object."""
@@ -124,9 +135,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSONDecodeError included
-        raise ModelFileError(str(path), f"not a JSON file (truncated or corrupt?): {str(e)[:200]}") from None
+        value = read_json(path)
+    except DamagedFileError as e:
+        raise ModelFileError(str(path), f"not a JSON file (truncated or corrupt?): {str(e.__cause__)[:200]}") from None
     if not isinstance(value, dict):
         raise ModelFileError(str(path), f"expected a JSON object, got {type(value).__name__}")
     return value

