@@ -555,3 +555,20 @@ def test_the_line_strategy_reaches_every_outcome():
     seen = {k for k, n in seen.items() if n and k not in ("huge line", "deep nesting", "4400+ digits")}
     # bad_compression is a file's (the gzip tests), context_mismatch an hh dialogue's.
     assert seen == {"keep", "blank", *data.REASONS} - {"bad_compression", "context_mismatch"}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("name", ["_METADATA", "_CHECKPOINT_METADATA", "_sharding", "array_metadatas/process_0"])
+def test_an_orbax_metadata_file_that_is_not_text_is_named(orbax_checkpoint, name):
+    """Each JSON metadata file made non-UTF-8. The fuzzed file list above holds random names, so a
+    draw lands on different files from run to run; one CI run's draw found ``_METADATA`` this way."""
+    directory, files, saved = orbax_checkpoint
+    abstract = nnx.eval_shape(lambda: Decoder(get_config("tiny"), rngs=nnx.Rngs(0)))
+    with replaced(directory / name, b"\x80"):
+        try:
+            restored = restore_params(abstract, directory)
+        except DamagedFileError as error:
+            assert str(error).startswith(f"checkpoint {directory} is damaged (")
+            return
+    same = jax.tree.map(np.array_equal, nnx.to_pure_dict(nnx.state(restored, nnx.Param)), saved)
+    assert all(jax.tree.leaves(same)), name

@@ -58,7 +58,7 @@ def restore_params(
     with ocp.StandardCheckpointer() as checkpointer:
         try:
             restored = checkpointer.restore(directory, target)
-        except json.JSONDecodeError as error:  # a metadata file cut short or overwritten
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:  # a metadata file cut short or overwritten
             raise DamagedFileError(f"checkpoint {directory} is damaged (a metadata file is not JSON: {error})") from error
         except (ValueError, KeyError) as error:
             if str(error).startswith(_DAMAGE_STATUSES):
