@@ -2,6 +2,7 @@
 registered algorithm, microbatches that do not change the update, one compiled program per
 phase, non-finite rewards, and the LSC transform's gradient shape in the metrics."""
 
+import ast
 import contextlib
 import hashlib
 import json
@@ -18,7 +19,7 @@ import pytest
 from flax import nnx
 
 from alignment import rl, sandbox
-from alignment.models import Decoder, get_config
+from alignment.models import Decoder, get_config, lora
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, gpm_score
 from alignment.parallel import make_mesh
 from alignment.training import preemption
@@ -49,7 +50,7 @@ def _config(**overrides) -> rl.LearnerConfig:
 
 
 def _learner(config, *, mesh=None, workdir=None, reward_fn=None, references=None):
-    policy, reference = _policy(), _policy()
+    policy, reference = _policy(), None if config.lora else _policy()
     value = ValueModel(policy, rngs=nnx.Rngs(5)) if config.algorithm_spec.critic else None
     reward_fn = reward_fn or rl.FunctionReward(pseudo_reward, ("score",))
     references = references or {"score": np.zeros(len(CHATS), np.float32)}
@@ -402,3 +403,58 @@ def test_a_full_disk_stops_the_run_naming_what_it_wrote_and_a_restart_after_free
     assert logged[-2:] == [2, 3] and all(isinstance(step, int) for step in logged)  # whole lines only
     for x, y in zip(_params(resumed), _params(straight)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+LORA = lora.LoRAConfig(rank=4, alpha=8.0)
+
+
+def _checkpoint_arrays(directory: Path) -> set[str]:
+    """The array paths of a learner checkpoint's "model" item (from Orbax's tree metadata)."""
+    metadata = json.loads((directory / "state" / "_METADATA").read_text())
+    keys = [ast.literal_eval(key) for key in metadata["tree_metadata"]]  # tuples ('model', ..., 'value')
+    return {"/".join(key[:-1]) for key in keys if key[0] == "model"}
+
+
+@pytest.mark.parametrize("algorithm", ["rloo", "ppo"])
+def test_a_lora_learner_updates_only_adapters_and_heads_and_resumes_exactly(tmp_path, algorithm):
+    config = _config(algorithm=algorithm, lora=LORA, epochs=2, minibatches=2, num_steps=2)
+    straight = _learner(config)
+    base = nnx.state(_policy(), nnx.Param)
+    straight.run(progress=False)
+    assert abs(straight.history[0]["kl/sequence"]) < 1e-4  # B = 0: the first rollout's policy is pi_0
+    policy = straight.trainable.policy
+    frozen = nnx.state(policy, nnx.Not(lora.LoRAParam))
+    for x, y in zip(jax.tree.leaves(frozen), jax.tree.leaves(base)):
+        np.testing.assert_array_equal(x, y)  # the base weights never move
+    assert float(jnp.abs(policy.layers.q_lora_b[...]).max()) > 0  # the adapters do
+    adapters = {"/".join(map(str, p)) for p, _ in nnx.to_flat_state(nnx.state(straight.trainable, straight.wrt))}
+    head = {"value/kernel", "value/bias"} if algorithm == "ppo" else set()
+    assert adapters == {f"policy/layers/{n}" for t in lora.PROJECTIONS for n in lora.lora_names(t)} | head
+
+    first = _learner(config, workdir=tmp_path)
+    first.run(1, progress=False)
+    first.close()
+    assert _checkpoint_arrays(tmp_path / "checkpoints" / "1") == {f"model/{name}" for name in adapters}
+    resumed = _learner(config, workdir=tmp_path)
+    assert resumed.restore() == 1
+    resumed.run(progress=False)
+    for x, y in zip(_params(straight), _params(resumed)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_lora_learner_shards_and_takes_no_base_copy():
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 (simulated) devices")
+    config = _config(lora=LORA, epochs=2, minibatches=2)
+    plain = _learner(config)
+    plain.train_step()
+    sharded = _learner(config, mesh=make_mesh(data=2, fsdp=2, model=2))
+    assert sharded.trainable.policy.layers.gate_lora_b[...].sharding.spec == jax.sharding.PartitionSpec(None, None, "model")
+    sharded.train_step()
+    for name in ("utility", "loss", "grad_norm", "kl/sequence"):
+        np.testing.assert_allclose(sharded.flush()[name], plain.flush()[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    for x, y in zip(_params(plain), _params(sharded)):
+        np.testing.assert_allclose(y, x, atol=2e-4)
+    with pytest.raises(ValueError, match="pass base_policy=None"):
+        rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS,
+                   {"score": np.zeros(len(CHATS), np.float32)}, config)

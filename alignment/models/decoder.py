@@ -43,8 +43,8 @@ from alignment.models.layers import (
     rms_norm,
     rope_frequencies,
     rope_tables,
-    swiglu,
 )
+from alignment.models.lora import LoRAConfig, adapter_output, lora_names, merge_weight
 from alignment.parallel import DEFAULT_RULES, with_logical_constraint
 
 CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")  # logical axes of KVCache.k and .v
@@ -101,11 +101,12 @@ class LayerStack(nnx.Module):
         self.down = matrix((f, d), ("mlp", "embed"))
 
     def weights(self) -> dict[str, jax.Array]:
-        """The stacked arrays by name (the ``xs`` of the layer scan)."""
+        """The stacked arrays by name (the ``xs`` of the layer scan), adapters included."""
         return {name: var[...] for name, var in vars(self).items() if isinstance(var, nnx.Param)}
 
-    def unstacked_weights(self) -> list[dict[str, jax.Array]]:
-        """One dict of weights per layer: copies of the stacked arrays' slices.
+    def unstacked_weights(self, lora: LoRAConfig | None = None) -> list[dict[str, jax.Array]]:
+        """One dict of weights per layer: copies of the stacked arrays' slices, with ``lora``'s
+        adapters merged into the weights they adapt (``W + (alpha / r) A B``, once per call).
 
         For loops that run the blocks many times (decoding): XLA:CPU copies a slice of a stacked
         array before every matmul that reads it, so slicing once outside the loop moves each
@@ -113,12 +114,18 @@ class LayerStack(nnx.Module):
         layer weights while the loop runs.
         """
         stacked = self.weights()
+        adapters = {name for target in (lora.targets if lora else ()) for name in lora_names(target)}
+        if lora is not None:
+            for target in lora.targets:
+                a, b = (stacked[name] for name in lora_names(target))
+                stacked[target] = merge_weight(stacked[target], a, b, lora.scale)
         num_layers = stacked["attn_norm"].shape[0]
-        return [{name: a[layer] for name, a in stacked.items()} for layer in range(num_layers)]
+        return [{name: a[layer] for name, a in stacked.items() if name not in adapters} for layer in range(num_layers)]
 
 
-def _block(x, w, kv, layer, *, config: DecoderConfig, cos, sin, mask, cache_index, rules):
-    """One pre-norm block on ``x [B, T, D]`` with this layer's weights ``w``.
+def _block(x, w, kv, layer, *, config: DecoderConfig, cos, sin, mask, cache_index, rules, lora: LoRAConfig | None):
+    """One pre-norm block on ``x [B, T, D]`` with this layer's weights ``w`` (and ``lora``'s
+    adapters, when ``w`` holds them: ``x W + (alpha / r) (x A) B``).
 
     ``kv`` is ``None`` (keys are the T new tokens) or a stack of caches ``(k, v)``, each
     ``[L', B, S, KV, hd]``, of which entry ``layer`` (a static int) is this layer's: the new keys
@@ -128,29 +135,42 @@ def _block(x, w, kv, layer, *, config: DecoderConfig, cos, sin, mask, cache_inde
     c = config
     batch, length, d = x.shape
     w = {name: a.astype(c.compute_dtype) for name, a in w.items()}
+    adapted = () if lora is None else lora.targets
+
+    def project(name, h):
+        y = dense(h, w[name].reshape(h.shape[-1], -1))
+        if name in adapted and lora_names(name)[0] in w:
+            y = y + adapter_output(h, *(w[n] for n in lora_names(name)), lora.scale)
+        return y
+
     h = rms_norm(x, w["attn_norm"], c.norm_eps).reshape(batch * length, d)
-    q = dense(h, w["q"].reshape(d, -1)).reshape(batch, length, c.num_heads, c.head_dim)
-    k = dense(h, w["k"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
-    v = dense(h, w["v"].reshape(d, -1)).reshape(batch, length, c.num_kv_heads, c.head_dim)
+    q = project("q", h).reshape(batch, length, c.num_heads, c.head_dim)
+    k = project("k", h).reshape(batch, length, c.num_kv_heads, c.head_dim)
+    v = project("v", h).reshape(batch, length, c.num_kv_heads, c.head_dim)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     if kv is not None:
         start = (layer, 0, cache_index, 0, 0)
         kv = tuple(jax.lax.dynamic_update_slice(stack, new[None].astype(stack.dtype), start) for stack, new in zip(kv, (k, v)))
         k, v = kv[0][layer], kv[1][layer]
     out = attention(q, k, v, mask).reshape(batch * length, -1)
-    x = x + dense(out, w["o"].reshape(-1, d)).reshape(batch, length, d)
+    x = x + project("o", out).reshape(batch, length, d)
     h = rms_norm(x, w["mlp_norm"], c.norm_eps).reshape(batch * length, d)
-    x = x + swiglu(h, w["gate"], w["up"], w["down"]).reshape(batch, length, d)
+    x = x + project("down", jax.nn.silu(project("gate", h)) * project("up", h)).reshape(batch, length, d)  # SwiGLU
     return with_logical_constraint(x, HIDDEN_AXES, rules), kv
 
 
 class Decoder(nnx.Module):
-    """Token embedding, L scanned blocks, final RMSNorm, tied or untied output head."""
+    """Token embedding, L scanned blocks, final RMSNorm, tied or untied output head.
+
+    ``lora``: the ``LoRAConfig`` of the adapters that ``alignment.models.lora.add_adapters``
+    added to ``layers`` (``None``: none, or switched off by ``lora.adapters_off``).
+    """
 
     def __init__(self, config: DecoderConfig, *, rngs: nnx.Rngs, rules=DEFAULT_RULES):
         c = config
         self.config = config
         self.rules = tuple(rules)
+        self.lora: LoRAConfig | None = None
         normal = nnx.initializers.normal(c.init_std)
         self.embed = _param(normal(rngs.params(), (c.vocab_size, c.embed_dim), c.weight_dtype), ("vocab", "embed"))
         self.layers = LayerStack(c, rngs)
@@ -171,7 +191,7 @@ class Decoder(nnx.Module):
         """Final-normed hidden states ``[B, T, D]`` and the updated cache (see module docstring).
 
         ``layer_weights``: ``None`` scans the stacked layer weights (compile time independent
-        of depth); a list from ``self.layers.unstacked_weights()`` runs the blocks as an
+        of depth); a list from ``self.layers.unstacked_weights(self.lora)`` runs the blocks as an
         unrolled loop over it instead (the sampler's decode steps on CPU, see there).
         """
         c = self.config
@@ -184,7 +204,7 @@ class Decoder(nnx.Module):
         offset = 0 if cache is None else jnp.asarray(cache_index, jnp.int32)
         block = functools.partial(
             _block, config=c, cos=cos, sin=sin, mask=attention_mask(kv_mask, tokens.shape[1], offset),
-            cache_index=offset, rules=self.rules,
+            cache_index=offset, rules=self.rules, lora=self.lora,
         )
         if c.remat != "none":
             block = jax.checkpoint(block, policy=_REMAT_POLICIES[c.remat], prevent_cse=False, static_argnums=(3,))

@@ -1,4 +1,4 @@
-"""Pure array functions of the Llama block: RMSNorm, RoPE, masks, grouped-query attention, SwiGLU.
+"""Pure array functions of the Llama block: RMSNorm, RoPE, masks, grouped-query attention, projections.
 
 Shapes: B batch, T new tokens (queries), S key slots, H query heads, KV key/value heads,
 G = H / KV queries per key head, hd head width, D model width, F MLP width.
@@ -91,7 +91,3 @@ def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     XLA:CPU's bfloat16 matmul kernels instead of being upcast to float32)."""
     return jnp.dot(x, w, preferred_element_type=jnp.float32).astype(x.dtype)
 
-
-def swiglu(x: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array) -> jax.Array:
-    """``(silu(x W_gate) * (x W_up)) W_down`` for ``x [N, D]``, ``gate, up [D, F]``, ``down [F, D]``."""
-    return dense(jax.nn.silu(dense(x, gate)) * dense(x, up), down)

@@ -37,6 +37,7 @@ DEFAULT_RULES: Rules = (
     ("head_dim", None),
     ("layers", None),  # the scanned layer axis
     ("norm", None),
+    ("lora_rank", None),  # the inner width r of low-rank adapters
 )
 
 

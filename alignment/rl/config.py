@@ -9,6 +9,7 @@
       critic     CriticConfig     PPO's value model and GAE (``None``: the defaults, for an
                                   algorithm with a critic; an error for one without)
       optimizer  OptimizerConfig  AdamW and its schedule (the reward-model trainer's too)
+      lora       LoRAConfig       low-rank adapters instead of full fine-tuning (``None``: full)
       epochs, minibatches, microbatches                     the update's passes and splits
       num_steps, seed, log_every, checkpoint_every          the run
       faults     FaultPolicy      non-finite steps and gradient spikes
@@ -26,6 +27,7 @@ import dataclasses
 import optax
 
 from alignment import nested
+from alignment.models.lora import LoRAConfig
 from alignment.rl.algorithms import Algorithm, get_algorithm
 from alignment.rl.rollout import RolloutConfig
 from alignment.rl.utility import Utility
@@ -158,6 +160,9 @@ class LearnerConfig:
       rollout: the lengths and the sampling distribution (``RolloutConfig``).
       utility: the transform and aggregation of the rewards (``Utility``).
       shaping, kl, loss, critic, optimizer, faults: the groups of the module docstring.
+      lora: train LoRA adapters on the policy (and on a critic's own backbone) instead of all
+        its weights; the base policy pi_0 is then the policy with the adapters off (no copy of
+        the weights), and the optimizer state and checkpoints hold only the adapters and heads.
       epochs, minibatches: passes over each rollout and optimizer steps per pass.
       microbatches: gradient accumulation inside each optimizer step.
       num_steps, seed, log_every, checkpoint_every: the run (``checkpoint_every=0``: only at the
@@ -175,6 +180,7 @@ class LearnerConfig:
     loss: LossConfig = LossConfig()
     critic: CriticConfig | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
+    lora: LoRAConfig | None = None
     epochs: int = 1
     minibatches: int = 1
     microbatches: int = 1

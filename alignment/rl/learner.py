@@ -18,12 +18,13 @@ never its name. The KL coefficient beta is fixed or adapted towards ``kl.target`
 step (``kl.py``).
 
 Metrics stay on the device and are fetched every ``log_every`` steps (JSON lines, TensorBoard,
-progress bar); each phase waits for its own results so that the step time splits by phase. A non-finite reward, utility, loss or gradient skips that update
-(``optax.apply_if_finite``: the parameters stay finite) and raises ``FloatingPointError``
-naming the step and the source once the step's flags are fetched, at the next sampling step's
-host transfer or at the end of ``run``. Checkpoints (Orbax) hold the policy, the value model,
-the optimizer, the KL coefficient, the RNG key, the step and the prompt stream's position, so
-a resumed run continues exactly.
+progress bar); each phase waits for its own results so that the step time splits by phase. A
+non-finite reward, utility, loss or gradient skips that update (``optax.apply_if_finite``: the
+parameters stay finite) and raises ``FloatingPointError`` naming the step and the source once
+the step's flags are fetched, at the next sampling step's host transfer or at the end of
+``run``. Checkpoints (Orbax) hold the policy and the value model (with ``config.lora``: their
+adapters and heads alone), the optimizer, beta, the RNG key, the step and the prompt stream's
+position, so a resumed run continues exactly.
 
 The mesh may span several processes (``alignment.parallel.initialize``): every process runs
 the same learner on the same prompts and seed; response tokens, rewards, metrics and flags are
@@ -40,6 +41,7 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,6 +49,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from alignment.models import lora
 from alignment.models.decoder import Decoder
 from alignment.models.heads import ValueModel
 from alignment.models.partitioning import shard_model
@@ -54,6 +57,7 @@ from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host
 from alignment.rl import algorithms, kl
 from alignment.rl.config import LearnerConfig, make_optimizer
+from alignment.rl.faults import NonFiniteGuard
 from alignment.rl.programs import Trainable, UpdateBatch, base_policy_pass, policy_loss, rollout_advantages
 from alignment.rl.reference import reference_matrix
 from alignment.rl.rollout import PromptStream, sample_groups
@@ -74,7 +78,8 @@ class Learner:
       policy: the decoder to train (in place). With a ``mesh``, the policy, the base policy and the
         value model are moved to the shardings their logical axes give under ``rules``; reward
         models stay where their ``ModelReward`` put them.
-      base_policy: the frozen base policy pi_0 (a separate copy of the initial weights).
+      base_policy: the frozen base policy pi_0 (a separate copy of the initial weights); ``None``
+        with ``config.lora``, whose pi_0 is the policy with its adapters off.
       tokenizer: the policy's tokenizer with its chat template and EOS id.
       rewards: reward functions (``alignment.rl.scoring``) that together score every property.
       prompts: the alignment prompts as chats (``[{"role": "user", "content": ...}]``).
@@ -92,7 +97,7 @@ class Learner:
     def __init__(
         self,
         policy: Decoder,
-        base_policy: Decoder,
+        base_policy: Decoder | None,
         tokenizer: Tokenizer,
         rewards: Sequence[RewardFunction],
         prompts: Sequence[Chat],
@@ -106,6 +111,9 @@ class Learner:
     ):
         if base_policy is policy:
             raise ValueError("base_policy must be a separate copy of the policy's initial weights (the policy is trained in place)")
+        if (base_policy is None) != (config.lora is not None):
+            raise ValueError("base_policy is a copy of the policy's initial weights, needed without config.lora; with it, "
+                             "pass base_policy=None (pi_0 is then the policy with its adapters off: no copy of the weights)")
         self.algorithm = config.algorithm_spec
         if self.algorithm.critic and value_model is None:
             raise ValueError(f"{config.algorithm} needs a value_model: a ValueModel with its own backbone or with backbone=policy")
@@ -118,14 +126,17 @@ class Learner:
         self.prompt_ids = config.rollout.encode(tokenizer, self.prompts)
         self.references = reference_matrix(references, self.properties, len(self.prompts), config.utility)
         self.trainable = Trainable(policy, value_model if self.algorithm.critic else None)
+        if config.lora is not None:
+            self.trainable.add_adapters(config.lora)
         if mesh is not None:  # each model where the logical rules put its parameters (a no-op if already there)
-            for model in (self.trainable, base_policy):
+            for model in [m for m in (self.trainable, base_policy) if m is not None]:
                 shard_model(model, mesh, self.rules)
         # The update donates the trainable buffers: own copies keep arrays shared with other
         # modules (e.g. a base policy made by nnx.clone(policy)) alive.
         nnx.update(self.trainable, jax.tree.map(jnp.copy, nnx.state(self.trainable)))
         self.base_policy = base_policy
-        self.optimizer = nnx.Optimizer(self.trainable, make_optimizer(config), wrt=nnx.Param)
+        self.wrt = lora.trainable(self.trainable)  # what the update changes: all parameters, or adapters and heads
+        self.optimizer = nnx.Optimizer(self.trainable, make_optimizer(config), wrt=self.wrt)
         self.stream = PromptStream(len(self.prompts), config.seed)
         sampling = config.rollout.sampler_config((tokenizer.eos_id,), tokenizer.pad_id, (config.batch_size,))
         self.sampler = Sampler(sampling, mesh=mesh, rules=self.rules)
@@ -137,17 +148,15 @@ class Learner:
         self._compilations = {"reference": 0, "advantages": 0}
         shardings = None if mesh is None else pin_to_mesh((self.trainable, self.optimizer), mesh)
         loss = functools.partial(policy_loss, config=config, prompt_length=self.sampler_prompt_length, rules=self.rules)
-        self._update = make_train_step(loss, nnx.Param, shardings, microbatches=config.microbatches, reduction="sum")
+        self._update = make_train_step(loss, self.wrt, shardings, microbatches=config.microbatches, reduction="sum")
         self._base_policy_pass = jax.jit(self._trace_base_policy, static_argnums=(0, 1))
         self._advantages = jax.jit(self._trace_advantages)
         self.workdir = None if workdir is None else Path(workdir)
         self._writer = None
         self._checkpoints = None
-        self._unchecked: list[tuple[int, dict]] = []  # (step, device flags) not yet fetched
+        self._faults = NonFiniteGuard(config.faults)
         self._unlogged: list[tuple[int, dict, dict]] = []  # (step, device metrics, host timings)
         self.history: list[dict[str, float]] = []
-        self._skipped: set[int] = set()  # steps whose update a non-finite value skipped (non_finite="skip")
-        self._skips_in_a_row = 0
 
     # ----------------------------------------------------------------------------- setup
 
@@ -198,7 +207,7 @@ class Learner:
         with self._mesh_context():
             samples = sample_groups(self.sampler, self.trainable.policy, self.tokenizer,
                                     [self.prompt_ids[i] for i in indices], c.num_samples, sample_key)
-        self._check_flags()  # the previous step's flags are ready: the sampler read its parameters
+        self._faults.check()  # the previous step's flags are ready: the sampler read its parameters
         times["time/sample"] = time.perf_counter() - start
 
         mark = time.perf_counter()
@@ -210,7 +219,7 @@ class Learner:
 
         mark = time.perf_counter()
         out = samples.output
-        base_def, base_state = nnx.split(self.base_policy)
+        base_def, base_state = (None, None) if self.base_policy is None else nnx.split(self.base_policy)
         trainable_def, trainable_state = nnx.split(self.trainable)
         with self._mesh_context():
             base_logprobs, values = self._base_policy_pass(base_def, trainable_def, base_state, trainable_state,
@@ -240,7 +249,7 @@ class Learner:
 
         self.step += 1
         self.position += c.prompts_per_step
-        self._unchecked.append((self.step, flags))
+        self._faults.add(self.step, flags)
         self._unlogged.append((self.step, metrics, times))
         return times
 
@@ -292,12 +301,12 @@ class Learner:
 
     def flush(self) -> dict[str, float]:
         """Fetches and logs the pending steps' metrics (and checks their flags); returns the last."""
-        self._check_flags()
+        self._faults.check()
         fetched = to_host([metrics for _, metrics, _ in self._unlogged])
         for (step, _, times), metrics in zip(self._unlogged, fetched):
             record = {"step": step, **{k: float(v) for k, v in metrics.items()}, **times}
             if self.config.faults.non_finite == "skip":
-                record["update_skipped"] = float(step in self._skipped)
+                record["update_skipped"] = float(step in self._faults.skipped)
             if self.config.faults.grad_spike_factor is not None:
                 ratio = gradient_spike([h["grad_norm"] for h in self.history[-SPIKE_WINDOW:]], record["grad_norm"],
                                        self.config.faults.grad_spike_factor)
@@ -311,33 +320,6 @@ class Learner:
         self._unlogged = []
         return self.history[-1] if self.history else {}
 
-    def _check_flags(self) -> None:
-        """Applies the non-finite policy to the steps whose rewards, utility, loss or gradients
-        were not finite: ``FloatingPointError`` for the first of them ("stop"), or for the
-        ``max_skips_in_a_row``-th skipped step in a row ("skip")."""
-        if not self._unchecked:
-            return
-        fetched = to_host([flags for _, flags in self._unchecked])
-        steps = [step for step, _ in self._unchecked]
-        self._unchecked = []
-        for step, flags in zip(steps, fetched):
-            # Causes before effects: rewards, then the utility, the loss and the gradients.
-            order = ["reward", "utility", "loss", "gradients"]
-            bad = sorted((source for source, flag in flags.items() if bool(flag)), key=lambda s: order.index(s.split()[0]))
-            if not bad:
-                self._skips_in_a_row = 0
-                continue
-            message = f"step {step}: non-finite {', '.join(bad)}; that step's update was skipped, the parameters are finite"
-            if self.config.faults.non_finite == "stop":
-                raise FloatingPointError(message)
-            self._skipped.add(step)
-            self._skips_in_a_row += 1
-            if self._skips_in_a_row >= self.config.faults.max_skips_in_a_row:
-                raise FloatingPointError(f"{message}; {self._skips_in_a_row} steps in a row were skipped "
-                                         f"(faults.max_skips_in_a_row={self.config.faults.max_skips_in_a_row}): stopping")
-            if is_primary():
-                print(f"[learner] {message} (non_finite='skip': {self._skips_in_a_row} in a row)", flush=True)
-
     # ----------------------------------------------------------------------------- checkpoints
 
     def _open_outputs(self) -> None:
@@ -349,7 +331,10 @@ class Learner:
             self._checkpoints = Checkpoints(self.workdir / "checkpoints")
 
     def _state(self) -> dict:
-        return {"model": nnx.state((self.trainable, self.optimizer)), "kl_coef": self.kl_coef, "rng": jax.random.key_data(self.key)}
+        """What a checkpoint holds: the updated parameters (with LoRA: adapters and heads, not the
+        frozen base), the optimizer, beta and the RNG key."""
+        return {"model": nnx.state(self.trainable, self.wrt), "optimizer": nnx.state(self.optimizer), "kl_coef": self.kl_coef,
+                "rng": jax.random.key_data(self.key)}
 
     def save(self) -> None:
         """Checkpoints the whole learner state at the current step (needs a ``workdir``)."""
@@ -375,7 +360,8 @@ class Learner:
                       f"restored step {found} instead", flush=True)
         else:
             restored, meta = self._checkpoints.restore(abstract, step)
-        nnx.update((self.trainable, self.optimizer), restored["model"])
+        nnx.update(self.trainable, restored["model"])
+        nnx.update(self.optimizer, restored["optimizer"])
         self.kl_coef = restored["kl_coef"]
         self.key = jax.random.wrap_key_data(restored["rng"])
         self.step, self.position = meta["step"], meta["position"]

@@ -27,6 +27,7 @@ from flax import nnx
 from flax.traverse_util import flatten_dict
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from alignment.models import lora
 from alignment.models.config import DecoderConfig
 from alignment.models.decoder import Decoder
 from alignment.models.heads import ValueModel
@@ -75,13 +76,13 @@ def lower_learner(
     shardings = state_shardings(nnx.state((trainable, optimizer)), mesh, rules)
     step = make_train_step(
         functools.partial(policy_loss, config=c, prompt_length=prompt_length, rules=rules),
-        nnx.Param, shardings, microbatches=c.microbatches, reduction="sum",
+        lora.trainable(trainable), shardings, microbatches=c.microbatches, reduction="sum",
     )
     replicated = jax.ShapeDtypeStruct((), jnp.float32, sharding=NamedSharding(mesh, PartitionSpec()))
     with jax.set_mesh(mesh):
         update = step.lower(trainable, optimizer, rollout_shapes(c, c.batch_size // c.minibatches, mesh, rules), replicated)
         rollout = rollout_shapes(c, c.batch_size, mesh, rules)
-        base_def, base_state = nnx.split(reference)
+        base_def, base_state = (None, None) if reference is None else nnx.split(reference)
         trainable_def, trainable_state = nnx.split(trainable)
         reference_program = jax.jit(functools.partial(base_policy_pass, prompt_length=prompt_length), static_argnums=(0, 1))
         reference_lowered = reference_program.lower(base_def, trainable_def, base_state, trainable_state,
@@ -94,19 +95,22 @@ def lower_learner(
 
 def abstract_learner(
     decoder_config: DecoderConfig, learner_config: LearnerConfig, mesh: Mesh, rules=DEFAULT_RULES, *, value: str | None = None
-) -> tuple[Trainable, Decoder, nnx.Optimizer]:
-    """The learner's trainable models, reference and optimizer with ``ShapeDtypeStruct`` leaves
-    placed by ``rules`` on ``mesh``: nothing is allocated."""
+) -> tuple[Trainable, Decoder | None, nnx.Optimizer]:
+    """The learner's trainable models, reference (``None`` with LoRA: the policy with its
+    adapters off) and optimizer with ``ShapeDtypeStruct`` leaves placed by ``rules`` on
+    ``mesh``: nothing is allocated."""
 
     def build():
         policy = Decoder(decoder_config, rngs=nnx.Rngs(0), rules=rules)
-        reference = Decoder(decoder_config, rngs=nnx.Rngs(1), rules=rules)
+        reference = None if learner_config.lora else Decoder(decoder_config, rngs=nnx.Rngs(1), rules=rules)
         critic = None
         if learner_config.algorithm_spec.critic:
             backbone = policy if value == "shared" else Decoder(decoder_config, rngs=nnx.Rngs(2), rules=rules)
             critic = ValueModel(backbone, rngs=nnx.Rngs(3))
         trainable = Trainable(policy, critic)
-        return trainable, reference, nnx.Optimizer(trainable, make_optimizer(learner_config), wrt=nnx.Param)
+        if learner_config.lora:
+            trainable.add_adapters(learner_config.lora)
+        return trainable, reference, nnx.Optimizer(trainable, make_optimizer(learner_config), wrt=lora.trainable(trainable))
 
     graphdef, state = nnx.split(nnx.eval_shape(build))
     return nnx.merge(graphdef, abstract_state(state, mesh, rules))

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from alignment.models import lora
 from alignment.models.decoder import Decoder
 from alignment.models.heads import ValueModel
 from alignment.models.layers import positions_from_mask
@@ -49,6 +50,16 @@ class Trainable(nnx.Module):
     @property
     def shared_value(self) -> bool:
         return self.value is not None and self.value.backbone is self.policy
+
+    def add_adapters(self, config: lora.LoRAConfig) -> None:
+        """LoRA adapters ``config`` on the policy and on the critic's own backbone (in place);
+        a decoder that has them already must have these."""
+        decoders = [self.policy] + ([self.value.backbone] if self.value is not None and not self.shared_value else [])
+        for decoder in decoders:
+            if decoder.lora is None:
+                lora.add_adapters(decoder, config)
+            elif decoder.lora != config:
+                raise ValueError(f"the decoder already has adapters {decoder.lora}, not the config's {config}")
 
 
 class UpdateBatch(NamedTuple):
@@ -92,10 +103,12 @@ def response_values(trainable: Trainable, tokens, prompt_mask, response_mask, pr
 
 def base_policy_pass(base_def, trainable_def, base_state, trainable_state, tokens, prompt_mask, response_mask, *, prompt_length: int):
     """log pi_0 of the response tokens and the critic's values ``[B, N]`` (zeros without a
-    critic); the graph definitions are the static arguments of its ``jax.jit``."""
-    base_logprobs = response_logprobs(nnx.merge(base_def, base_state), tokens, prompt_mask, response_mask, prompt_length)
-    values = jnp.zeros_like(base_logprobs)
+    critic); the graph definitions are the static arguments of its ``jax.jit``. ``base_def``
+    ``None``: pi_0 is the policy with its LoRA adapters off."""
     trainable = nnx.merge(trainable_def, trainable_state)
+    base = lora.adapters_off(trainable.policy) if base_def is None else nnx.merge(base_def, base_state)
+    base_logprobs = response_logprobs(base, tokens, prompt_mask, response_mask, prompt_length)
+    values = jnp.zeros_like(base_logprobs)
     if trainable.value is not None:
         values = response_values(trainable, tokens, prompt_mask, response_mask, prompt_length)
     return base_logprobs, values

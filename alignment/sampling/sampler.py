@@ -255,7 +255,7 @@ class Sampler:
         prompt_lengths = prompt_mask.sum(axis=1).astype(jnp.int32)
         eos_ids = jnp.asarray(cfg.eos_ids, jnp.int32)
         platform = (self.mesh.devices.flat[0] if self.mesh is not None else jax.devices()[0]).platform
-        decode_weights = model.layers.unstacked_weights() if cfg.unrolled_decode(platform) else None
+        decode_weights = model.layers.unstacked_weights(model.lora) if cfg.unrolled_decode(platform) else None
 
         def emit(s: _DecodeState, logits) -> _DecodeState:
             """Samples response column ``s.step`` from ``logits [B, V]``."""
