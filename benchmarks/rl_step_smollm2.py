@@ -2,7 +2,8 @@
 
     python benchmarks/rl_step_smollm2.py [--prompts 8] [--samples 4] [--prompt-length 64] [--new-tokens 64]
                                          [--kl-coef 0.05] [--learning-rate 1e-6] [--repeats 3]
-                                         [--torch-threads N] [--trl-only]
+                                         [--torch-threads N] [--side both|ours|trl] [--lora RANK]
+                                         [--json PATH]
 
 Both sides start from the same dequantized GGUF weights (``load_both`` of
 ``benchmarks/sampling_smollm2.py``) in float32 on the CPU: the policy, a frozen reference policy,
@@ -57,7 +58,17 @@ Time: on an idle machine the default run (three repeats) takes about 9 minutes: 
 (compilation) ~1 min, TRL's warm-up step ~80 s, then per repeat one TRL step (~70 s) and one of
 ours (~50 s); on a loaded machine several times longer. At the defaults a step is ~6 TFLOP of
 matmuls (see the printed estimate). Memory peaks near 12 GB (both frameworks' models and
-optimizer states in one process). ``--trl-only`` skips our side.
+optimizer states in one process). ``--side ours`` or ``--side trl`` times one side alone.
+
+``--lora RANK``: both sides train LoRA adapters of rank RANK (alpha = 2 RANK, no dropout, A
+uniform in +-1/sqrt(fan-in), B = 0) on all seven projections of every layer instead of all the
+weights, and pi_0 is the base with the adapters off: ours ``LearnerConfig.lora``
+(``alignment.models.lora``), TRL ``peft_config=peft.LoraConfig(...)`` (its reference pass runs the
+policy inside peft's ``disable_adapter``; the phase split counts a step's second no-gradient
+log-prob pass as the reference). Each side prints its process's peak resident memory and the
+bytes of its policy, reference and optimizer state; ``--json PATH`` writes them with the step
+times (``benchmarks/lora_smollm2.py`` runs full and LoRA steps on each side in processes of
+their own and compares the memory).
 Needs ``trl`` 1.x (``pip install -e ".[parity,trl]"``; Python >= 3.11) besides torch and
 transformers; the split wraps private ``RLOOTrainer`` methods of trl 1.16. No network:
 HF_HUB_OFFLINE=1, the dataset is in memory.
@@ -69,7 +80,9 @@ core, so read the per-pair ratios and the quietest pair; try ``--torch-threads 1
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -215,8 +228,8 @@ class TrlTimer:
         def logps_wrapper(model, *args, **kwargs):
             if model is trainer.ref_model:
                 name = "reference"
-            elif not torch.is_grad_enabled():
-                name = "old logps"
+            elif not torch.is_grad_enabled():  # with peft the reference pass is the second one, adapters off
+                name = "reference" if trainer.ref_model is None and "old logps" in self.current else "old logps"
             else:
                 name = "loss fwd"
             return timed(name, logps)(model, *args, **kwargs)
@@ -252,10 +265,19 @@ def make_callback(timer: TrlTimer, between_steps):
     return Alternate()
 
 
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # transformers' Llama names
+
+
 def make_trl_trainer(args, torch_policy, torch_rm, tok, prompt_texts: list[str], workdir: str):
     import datasets
     import trl
 
+    peft_config = None
+    if args.lora:
+        import peft
+
+        peft_config = peft.LoraConfig(r=args.lora, lora_alpha=2 * args.lora, lora_dropout=0.0, target_modules=PROJECTIONS,
+                                      bias="none", task_type="CAUSAL_LM")
     policy_dir = os.path.join(workdir, "policy")
     torch_policy.save_pretrained(policy_dir)  # TRL loads the policy and builds the reference from a path
     tok.save_pretrained(policy_dir)
@@ -291,8 +313,19 @@ def make_trl_trainer(args, torch_policy, torch_rm, tok, prompt_texts: list[str],
     dataset = datasets.Dataset.from_dict({"prompt": prompt_texts})
     return trl.RLOOTrainer(
         model=policy_dir, reward_funcs=torch_rm, args=config, train_dataset=dataset,
-        processing_class=tok, reward_processing_classes=tok,
+        processing_class=tok, reward_processing_classes=tok, peft_config=peft_config,
     )
+
+
+def trl_state_bytes(trainer) -> int:
+    """Bytes of TRL's policy (with adapters), reference model (none with peft) and AdamW state."""
+    import torch
+
+    models = [trainer.model] + ([trainer.ref_model] if trainer.ref_model is not None else [])
+    params = sum(p.numel() * p.element_size() for model in models for p in model.parameters())
+    moments = sum(v.numel() * v.element_size() for state in trainer.optimizer.state.values() for v in state.values()
+                  if torch.is_tensor(v) and v.dim() > 0)
+    return params + moments
 
 
 # ------------------------------------------------------------------------------------------- ours
@@ -300,14 +333,10 @@ def make_trl_trainer(args, torch_policy, torch_rm, tok, prompt_texts: list[str],
 
 def build_jax_learner(args, policy: Decoder, reward_model: RewardModel, tokenizer: Tokenizer, chats):
     """``alignment.rl.Learner`` set up for the same step as TRL's (issue 8's learner)."""
-    try:
-        from alignment.rl import KLConfig, Learner, LearnerConfig, LossConfig, OptimizerConfig, RolloutConfig
-        from alignment.rl.scoring import ModelReward
-        from alignment.rl.utility import Utility
-    except ImportError as error:
-        raise NotImplementedError(
-            f"alignment.rl (issue 8) is not usable in this checkout ({error}); run with --trl-only for TRL alone"
-        ) from error
+    from alignment.models.lora import LoRAConfig
+    from alignment.rl import KLConfig, Learner, LearnerConfig, LossConfig, OptimizerConfig, RolloutConfig
+    from alignment.rl.scoring import ModelReward
+    from alignment.rl.utility import Utility
 
     config = LearnerConfig(
         algorithm="rloo", prompts_per_step=args.prompts, num_samples=args.samples,
@@ -316,7 +345,7 @@ def build_jax_learner(args, policy: Decoder, reward_model: RewardModel, tokenize
         kl=KLConfig(coef=args.kl_coef, placement="reward"),  # TRL's RLOO: k1 summed over the response, in the reward
         loss=LossConfig(clip_epsilon=0.2), epochs=1, minibatches=1, microbatches=1,
         optimizer=OptimizerConfig(learning_rate=args.learning_rate, schedule="constant", weight_decay=0.0, max_grad_norm=1.0),
-        num_steps=2 + args.repeats, seed=0,
+        num_steps=2 + args.repeats, seed=0, lora=LoRAConfig(rank=args.lora, alpha=2.0 * args.lora) if args.lora else None,
     )
     # Prompt + response + the closing "<|im_end|>\n" of the rendered assistant turn, with room
     # for re-tokenisation drift; TRL pads its reward batch to the longest row (about the same).
@@ -325,9 +354,21 @@ def build_jax_learner(args, policy: Decoder, reward_model: RewardModel, tokenize
     # the backward pass keeps every layer's activations (the process was seen killed at 21 GB).
     policy.config = policy.config.replace(remat="dots")
     return Learner(
-        policy=policy, base_policy=copy_decoder(policy), tokenizer=tokenizer, rewards=[reward],
+        policy=policy, base_policy=None if args.lora else copy_decoder(policy), tokenizer=tokenizer, rewards=[reward],
         prompts=chats, references=None, config=config,
     )
+
+
+def jax_state_bytes(learner) -> int:
+    """Bytes of our policy (with adapters), reference policy (none with LoRA) and AdamW state."""
+    trees = [nnx.state(learner.trainable), nnx.state(learner.optimizer)]
+    trees += [nnx.state(learner.base_policy)] if learner.base_policy is not None else []
+    return sum(x.nbytes for tree in trees for x in jax.tree.leaves(tree))
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far (``ru_maxrss``, KiB on Linux), in GB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def jax_step_seconds(learner) -> dict[str, float]:
@@ -400,7 +441,9 @@ def main():
     parser.add_argument("--head-seed", type=int, default=0, help="seed of the reward head's weights")
     parser.add_argument("--repeats", type=int, default=3, help="timed (ours, TRL) pairs after one warm-up each")
     parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--trl-only", action="store_true", help="time TRL alone (e.g. while alignment.rl is missing)")
+    parser.add_argument("--side", choices=("both", "ours", "trl"), default="both", help="time both sides, or one alone")
+    parser.add_argument("--lora", type=int, default=0, metavar="RANK", help="LoRA adapters of this rank (0: full fine-tuning)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the measurements to PATH as JSON")
     args = parser.parse_args()
     import torch
     import transformers
@@ -424,17 +467,19 @@ def main():
     sequences = args.prompts * args.samples
     new = sequences * args.new_tokens
     flops = step_flops(ours.config, sequences, args.prompt_length, args.new_tokens)
+    mode = f"LoRA rank {args.lora} (alpha {2 * args.lora})" if args.lora else "full fine-tuning"
     print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"transformers {transformers.__version__}, trl {trl.__version__}; {args.prompts} prompts x {args.samples} samples, "
-          f"prompt {args.prompt_length}, {args.new_tokens} new tokens, float32, KL coef {args.kl_coef}")
-    print(f"float32 matmul 2048^3: " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()) + " GFLOP/s; "
+          f"prompt {args.prompt_length}, {args.new_tokens} new tokens, float32, KL coef {args.kl_coef}, {mode}")
+    print("float32 matmul 2048^3: " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()) + " GFLOP/s; "
           f"useful matmul work per step {flops / 1e12:.2f} TFLOP")
-    print(f"reward models agree on the prompts to {reward_gap:.2e} (max |ours - transformers|)", flush=True)
+    print(f"reward models agree on the prompts to {reward_gap:.2e} (max |ours - transformers|); "
+          f"peak memory after loading {peak_rss_gb():.2f} GB", flush=True)
 
     learner = None
     ours_steps: list[dict[str, float]] = []
     ours_first = None
-    if not args.trl_only:
+    if args.side != "trl":
         learner = build_jax_learner(args, ours, ours_rm, tokenizer, chats)
         start = time.perf_counter()
         jax_step_seconds(learner)  # compiles
@@ -446,15 +491,21 @@ def main():
             ours_steps.append(jax_step_seconds(learner))
             print("  ours step: " + ", ".join(f"{k} {v:.2f}" for k, v in ours_steps[-1].items()), flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="rl_step_smollm2_") as workdir:
-        trainer = make_trl_trainer(args, torch_policy, torch_rm, tok, prompt_texts, workdir)
-        del torch_policy
-        timer = TrlTimer()
-        timer.wrap(trainer)
-        trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training log dict
-        trainer.add_callback(make_callback(timer, between_steps))
-        trainer.train()
-    trl_first, trl_steps = timer.steps[0], timer.steps[1:]
+    trl_first, trl_steps, trl_bytes = None, [], None
+    if args.side == "ours":
+        for _ in range(args.repeats):
+            between_steps(0, 1)
+    else:
+        with tempfile.TemporaryDirectory(prefix="rl_step_smollm2_") as workdir:
+            trainer = make_trl_trainer(args, torch_policy, torch_rm, tok, prompt_texts, workdir)
+            del torch_policy
+            timer = TrlTimer()
+            timer.wrap(trainer)
+            trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training log dict
+            trainer.add_callback(make_callback(timer, between_steps))
+            trainer.train()
+            trl_bytes = trl_state_bytes(trainer)
+        trl_first, trl_steps = timer.steps[0], timer.steps[1:]
 
     def report(name, steps, first):
         seconds = [s["step"] for s in steps]
@@ -468,10 +519,20 @@ def main():
     print()
     if ours_steps:
         report("ours (jax)", ours_steps, ours_first)
-    report("TRL RLOO  " if ours_steps else "TRL RLOO", trl_steps, trl_first["step"])
-    if ours_steps:
+    if trl_steps:
+        report("TRL RLOO  " if ours_steps else "TRL RLOO", trl_steps, trl_first["step"])
+    if ours_steps and trl_steps:
         ratios = [t["step"] / o["step"] for o, t in zip(ours_steps, trl_steps)]
         print(f"  speed-up TRL / ours: {statistics.median(ratios):.2f}x median of paired runs ({_fmt(ratios)})")
+    ours_bytes = None if learner is None else jax_state_bytes(learner)
+    states = [f"{name} {b / 1e9:.3f} GB" for name, b in (("ours", ours_bytes), ("TRL", trl_bytes)) if b is not None]
+    print(f"  policy + reference + optimizer state: {', '.join(states)}; peak memory of this process {peak_rss_gb():.2f} GB")
+    if args.json:
+        record = {"side": args.side, "lora": args.lora, "peak_rss_gb": peak_rss_gb(), "ours_state_bytes": ours_bytes,
+                  "trl_state_bytes": trl_bytes, "ours_steps": ours_steps, "ours_first": ours_first, "trl_steps": trl_steps,
+                  "flops": flops, "matmul_peak": peak}
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
 
 
 def _fmt(times) -> str:

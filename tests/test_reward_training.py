@@ -13,7 +13,7 @@ from flax import nnx
 from jax._src.array import ArrayImpl
 
 from alignment import data, parallel
-from alignment.models import DecoderConfig, Decoder
+from alignment.models import DecoderConfig, Decoder, lora
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.partitioning import shard_model
 from alignment.training.optimizers import OptimizerConfig
@@ -61,7 +61,7 @@ def test_config_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match="unknown objective 'dpo'; valid objectives: bt, gpm"):
         RewardTrainConfig(objective="dpo")
     with pytest.raises(ValueError, match="valid: all, head"):
-        RewardTrainConfig(trainable="lora")
+        RewardTrainConfig(trainable="adapters")
     model = GPMModel(Decoder(BACKBONE, rngs=nnx.Rngs(0)), num_blocks=1, rngs=nnx.Rngs(1))
     with pytest.raises(ValueError, match="a GPM judges one property"):
         RewardModelTrainer(model, RewardTrainConfig(objective="gpm"), properties=("helpful", "harmless"))
@@ -185,3 +185,33 @@ def test_metrics_stay_on_the_devices_until_they_are_logged(monkeypatch):
     trainer.config = dataclasses.replace(trainer.config, num_steps=9)
     result = trainer.fit(itertools.cycle(batches), progress=False)
     assert len(fetched) == 2 * len(result)  # one fetch of each metric per log (steps 6 and 9), none per step
+
+
+def test_a_lora_reward_model_trains_adapters_and_head_resumes_exactly_and_merges(tmp_path):
+    batches = _stream(4)
+    config = RewardTrainConfig(optimizer=OptimizerConfig(learning_rate=1e-2, schedule="cosine"), num_steps=4,
+                               lora=lora.LoRAConfig(rank=2, alpha=4.0))
+    straight = _make_model()
+    base = jax.tree.map(np.asarray, nnx.state(straight))
+    trainer = RewardModelTrainer(straight, config)
+    trainer.fit(batches, progress=False)
+    assert float(jnp.abs(straight.backbone.layers.up_lora_b[...]).max()) > 0  # the adapters train
+    np.testing.assert_array_equal(nnx.state(straight)["backbone"]["layers"]["q"][...], base["backbone"]["layers"]["q"][...])
+    assert not np.allclose(nnx.state(straight)["kernel"][...], base["kernel"][...])
+    moments = jax.tree.leaves(nnx.state(trainer.optimizer))
+    trained = jax.tree.leaves(nnx.state(straight, trainer.wrt))
+    assert sum(x.size for x in moments) < 3 * sum(x.size for x in trained) + 10  # Adam's state is the adapters' and the head's
+
+    with RewardModelTrainer(_make_model(), config, workdir=tmp_path) as interrupted:
+        interrupted.fit(batches, until=2, progress=False)
+    resumed_model = _make_model()
+    with RewardModelTrainer(resumed_model, config, workdir=tmp_path) as resumed:
+        assert resumed.restore() == 2
+        resumed.fit(batches, progress=False)
+        plain = resumed.merged_model()
+    _assert_same_state(resumed_model, straight)
+    assert plain.backbone.lora is None and resumed_model.backbone.lora is not None
+    inputs = sequence_inputs(jnp.asarray(cyclic_batch().chosen_ids), jnp.asarray(cyclic_batch().chosen_mask))
+    np.testing.assert_allclose(plain(*inputs), resumed_model(*inputs), atol=1e-5)
+    with pytest.raises(ValueError, match="freezes the backbone, so its lora adapters would not train"):
+        dataclasses.replace(config, trainable="head")

@@ -19,7 +19,7 @@ import pytest
 from flax import nnx
 
 from alignment import rl, sandbox
-from alignment.models import Decoder, get_config, lora
+from alignment.models import Decoder, get_config, load_pretrained, lora
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, gpm_score
 from alignment.parallel import make_mesh
 from alignment.training import preemption
@@ -431,11 +431,17 @@ def test_a_lora_learner_updates_only_adapters_and_heads_and_resumes_exactly(tmp_
     head = {"value/kernel", "value/bias"} if algorithm == "ppo" else set()
     assert adapters == {f"policy/layers/{n}" for t in lora.PROJECTIONS for n in lora.lora_names(t)} | head
 
-    first = _learner(config, workdir=tmp_path)
+    exported = load_pretrained(straight.export_policy(tmp_path / "export"), "tiny", vocab_size=TOKENIZER.vocab_size).model
+    tokens = jnp.asarray([[3, 4, 5, 6]])
+    inputs = (tokens, jnp.arange(4)[None], jnp.ones_like(tokens, bool))
+    assert exported.lora is None
+    np.testing.assert_allclose(exported(*inputs)[0], policy(*inputs)[0], rtol=1e-5, atol=1e-4)  # logits of size ~4
+
+    first = _learner(config, workdir=tmp_path / "run")
     first.run(1, progress=False)
     first.close()
-    assert _checkpoint_arrays(tmp_path / "checkpoints" / "1") == {f"model/{name}" for name in adapters}
-    resumed = _learner(config, workdir=tmp_path)
+    assert _checkpoint_arrays(tmp_path / "run" / "checkpoints" / "1") == {f"model/{name}" for name in adapters}
+    resumed = _learner(config, workdir=tmp_path / "run")
     assert resumed.restore() == 1
     resumed.run(progress=False)
     for x, y in zip(_params(straight), _params(resumed)):

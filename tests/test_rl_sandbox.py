@@ -1,10 +1,10 @@
-"""PPO, RLOO and GRPO on the gold-reward sandbox (``sandbox_learners.py`` has the test and the
+"""PPO, RLOO, GRPO and RLOO with LoRA on the gold-reward sandbox (``sandbox_learners.py`` has the test and the
 measured numbers; ``test_rl_sandbox_successors.py`` runs the other registered algorithms), and
 pi_0 judged against an independent draw of itself."""
 
 import numpy as np
 import pytest
-from sandbox_learners import CLASSIC, check_learner, sandbox_pipeline
+from sandbox_learners import CLASSIC, LORA, check_learner, sandbox_pipeline
 
 from alignment import evaluation
 
@@ -13,12 +13,17 @@ LEARNERS = CLASSIC
 
 @pytest.fixture(scope="module")
 def pipeline(box, tmp_path_factory):
-    return sandbox_pipeline(box, tmp_path_factory.mktemp("learners"), LEARNERS)
+    return sandbox_pipeline(box, tmp_path_factory.mktemp("learners"), LEARNERS + (LORA,))
 
 
 @pytest.mark.parametrize("algorithm", LEARNERS)
 def test_learner_raises_the_proxy_utility_and_the_gold_and_win_rate(pipeline, algorithm):
     check_learner(pipeline, algorithm)
+
+
+def test_a_lora_learner_raises_the_proxy_utility(pipeline):
+    """RLOO through LoRA adapters (``LearnerConfig.lora``): pi_0 is the policy with its adapters off."""
+    check_learner(pipeline, LORA, gold=False)
 
 
 def test_pi_0_against_an_independent_draw_of_itself_wins_half_the_time(pipeline):

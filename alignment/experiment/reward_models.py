@@ -81,28 +81,30 @@ def fit_reward_model(kind: str, policy: Decoder, properties: Sequence[str], spec
     task and the rollout that sampled them; part of the provenance a reuse checks; without it
     nothing is cached, as the pairs are not named)."""
     model = _reward_model(kind, policy, len(properties), spec)
+    plain = nnx.eval_shape(lambda: model)  # what is stored: with LoRA, the adapters merged in
     made_with = {"kind": kind, "properties": list(properties), "spec": dataclasses.asdict(spec), "policy": fingerprint(policy),
                  **{name: dataclasses.asdict(config) for name, config in (pairs_from or {}).items()}}
     record = path.parent / f"{path.name}.made_with.json"
     if path.is_dir():
         try:
             check_made_with(record, made_with)
-            return restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
+            return restore_params(plain, path, mesh=mesh)
         except DamagedFileError as error:  # never trusted: the model is trained again
             print(f"[experiment] {error}: training {path.name} again", flush=True)
             shutil.rmtree(path)
     def train() -> nnx.Module:
         trainer = RewardModelTrainer(model, dataclasses.replace(spec.train, objective=kind), properties=properties, mesh=mesh)
         trainer.fit(batches(spec, properties), progress=progress)
-        return model
+        return trainer.merged_model()  # LoRA adapters folded in: the stored model is a plain one
 
     if cache is None or pairs_from is None or jax.process_count() > 1:  # processes with caches of their own could disagree
-        save_params(train(), path)
+        model = train()
+        save_params(model, path)
     else:
         entry = _cached(cache, made_with, mesh, train)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(entry, path)
-        model = restore_params(nnx.eval_shape(lambda: model), path, mesh=mesh)
+        model = restore_params(plain, path, mesh=mesh)
     write_json(record, made_with)
     return model
 

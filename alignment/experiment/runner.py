@@ -231,7 +231,8 @@ class Pipeline:
         _ = self.eval_references, self.pi_0  # both stages run, and are timed, before this run's stage
         with stage(f"run {run.name}", self.stage_seconds, "learner runs"):
             value = ValueModel(copy_module(task.policy), rngs=nnx.Rngs(config.seed + 1)) if config.algorithm_spec.critic else None
-            learner = Learner(copy_module(task.policy), task.policy, task.tokenizer, reward_fns, task.alignment_chats,
+            base_policy = None if config.lora else task.policy  # with LoRA, pi_0 is the policy with its adapters off
+            learner = Learner(copy_module(task.policy), base_policy, task.tokenizer, reward_fns, task.alignment_chats,
                               {p: references[p] for p in properties}, config, value_model=value, mesh=self.mesh, workdir=directory)
             evaluations_file = directory / "evaluations.json"
             evaluations = read_json(evaluations_file) if evaluations_file.is_file() else []

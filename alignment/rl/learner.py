@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 from alignment.models import lora
 from alignment.models.decoder import Decoder
 from alignment.models.heads import ValueModel
+from alignment.models.loaders.checkpoint import save_params
 from alignment.models.partitioning import shard_model
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host
@@ -366,6 +367,11 @@ class Learner:
         self.key = jax.random.wrap_key_data(restored["rng"])
         self.step, self.position = meta["step"], meta["position"]
         return self.step
+
+    def export_policy(self, directory: str | Path) -> Path:
+        """Writes the policy's parameters (LoRA adapters merged into the weights: a plain decoder)
+        to ``directory`` for ``alignment.models.load_pretrained``; returns the directory."""
+        return save_params(lora.merged(self.trainable.policy), directory)
 
     def close(self) -> None:
         """Flushes metrics and closes the metric writer and the checkpoint manager (reopened on demand)."""

@@ -37,8 +37,11 @@ from tqdm.auto import tqdm
 
 from alignment import nested
 from alignment.data import RewardBatch
+from alignment.models import lora
 from alignment.models.heads import GPMModel, RewardModel, gpm_score
 from alignment.models.layers import positions_from_mask
+from alignment.models.lora import LoRAConfig
+from alignment.models.partitioning import shard_model
 from alignment.parallel import DEFAULT_RULES, logical_sharding
 from alignment.training import optimizers
 from alignment.training.checkpointing import Checkpoints
@@ -55,8 +58,9 @@ class RewardTrainConfig:
     """What a reward-model run optimises and how.
 
     ``beta`` defaults to 1 for Bradley-Terry and 0.1 for GPM; ``trainable="head"`` freezes the
-    backbone (a linear probe on its features, at the cost of a forward pass). ``optimizer`` is
-    the RL learner's ``OptimizerConfig`` (cosine after the warm-up by default) over ``num_steps``.
+    backbone (a linear probe on its features, at the cost of a forward pass); ``lora`` trains
+    low-rank adapters on the backbone (and the heads) instead of all its weights. ``optimizer``
+    is the RL learner's ``OptimizerConfig`` (cosine after the warm-up by default) over ``num_steps``.
     """
 
     objective: str = "bt"
@@ -64,6 +68,7 @@ class RewardTrainConfig:
     optimizer: optimizers.OptimizerConfig = optimizers.OptimizerConfig(learning_rate=1e-4, schedule="cosine")
     num_steps: int = 1000
     trainable: str = "all"
+    lora: LoRAConfig | None = None
     log_every: int = 10
     eval_every: int = 100
     checkpoint_every: int = 0  # 0: only at the end (when a workdir is given)
@@ -76,6 +81,9 @@ class RewardTrainConfig:
             raise ValueError(f"unknown objective {self.objective!r}; valid objectives: {', '.join(OBJECTIVES)}")
         if self.trainable not in TRAINABLE:
             raise ValueError(f"unknown trainable {self.trainable!r}; valid: {', '.join(TRAINABLE)}")
+        if self.lora is not None and self.trainable != "all":
+            raise ValueError(f"trainable={self.trainable!r} freezes the backbone, so its lora adapters would not train; "
+                             "use trainable='all' with lora")
 
     @property
     def loss_beta(self) -> float:
@@ -213,7 +221,8 @@ class RewardModelTrainer:
     """Trains a ``RewardModel`` (Bradley-Terry) or ``GPMModel`` on ``(property, RewardBatch)`` streams.
 
     Args:
-      model: the model to train, in place (already placed on ``mesh`` when one is given).
+      model: the model to train, in place (already placed on ``mesh`` when one is given); with
+        ``config.lora`` its backbone gets the adapters (``merged_model()`` folds them in).
       config: the objective and optimisation settings.
       properties: names of the properties, in head order (``RewardModel`` head p judges
         ``properties[p]``); a GPM judges exactly one.
@@ -236,10 +245,15 @@ class RewardModelTrainer:
             raise ValueError(f"a GPM judges one property; got {list(properties)}: train one GPM per property")
         self.model, self.config, self.properties = model, config, tuple(properties)
         self.mesh, self.rules = mesh, rules
-        self.optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=TRAINABLE[config.trainable])
+        if config.lora is not None:
+            lora.add_adapters(model.backbone, config.lora)
+            if mesh is not None:
+                shard_model(model, mesh, rules)  # the new adapters where their logical axes say
+        self.wrt = TRAINABLE[config.trainable] if config.lora is None else lora.trainable(model)
+        self.optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=self.wrt)
         loss_fn = _bind_loss(config.objective, config.loss_beta)
         shardings = None if mesh is None else pin_to_mesh((self.model, self.optimizer), mesh)
-        self._train_step = make_train_step(loss_fn, TRAINABLE[config.trainable], shardings)
+        self._train_step = make_train_step(loss_fn, self.wrt, shardings)
         self.step = 0
         self.data_position = 0  # training batches consumed
         self._skip = 0  # batches of the next stream that a restored run had consumed
@@ -321,18 +335,31 @@ class RewardModelTrainer:
             self.save(wait=True)
         return result
 
+    def merged_model(self) -> RewardModel | GPMModel:
+        """The model with its backbone's LoRA adapters merged into the weights (a plain model on
+        the same arrays otherwise); the model itself without ``config.lora``."""
+        if self.config.lora is None:
+            return self.model
+        plain = nnx.clone(self.model)
+        plain.backbone = lora.merged(self.model.backbone)
+        return plain
+
+    def _state(self) -> dict:
+        """What a checkpoint holds: the trained parameters (with LoRA: adapters and heads) and the optimizer."""
+        return {"model": nnx.state(self.model, self.wrt), "optimizer": nnx.state(self.optimizer)}
+
     def save(self, *, wait: bool = False) -> None:
         """Checkpoints model, optimizer, step and data position (``wait``: until the files are complete)."""
         meta = {"step": self.step, "data_position": self.data_position}
-        self._checkpoints().save(self.step, nnx.state((self.model, self.optimizer)), meta, wait=wait)
+        self._checkpoints().save(self.step, self._state(), meta, wait=wait)
 
     def restore(self, step: int | None = None) -> int:
         """Loads a checkpoint (default: the latest) onto the state's current placement; returns its
         step. The next ``fit`` skips the batches that run had consumed (module docstring)."""
-        state = nnx.state((self.model, self.optimizer))
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), self._state())
         restored, meta = self._checkpoints().restore(abstract, step)
-        nnx.update((self.model, self.optimizer), restored)
+        nnx.update(self.model, restored["model"])
+        nnx.update(self.optimizer, restored["optimizer"])
         self.step, self.data_position = meta["step"], meta["data_position"]
         self._skip = self.data_position
         return self.step
