@@ -13,9 +13,15 @@ the rest in the backward pass: on this CPU that was 5-10 % faster than saving ev
 inputs with float32 accumulation (JAX: ``DecoderConfig(dtype="bfloat16")``; torch:
 ``torch.autocast("cpu", torch.bfloat16)``); the loss is computed in float32 on both.
 
-FLOPs per step, N = parameters in matmuls (the tied embedding counts once, as the output head):
+FLOPs per step, N = parameters in matmuls (the tied embedding counts once, as the output head;
+``alignment.models.costs``):
   forward  = 2 N B T + 4 B L H T^2 hd      (projections + QK^T and PV, no causal saving)
   fwd+bwd  = 3 x forward
+These useful FLOPs are printed next to XLA's own count of the same programs with the layers
+unrolled (``cost_analysis`` counts a loop body once; it counts every operation, and with remat
+the recomputed forward too). On an
+accelerator (``costs.ACCELERATOR_PEAKS``: H100, H200, A100, TPU v4 to v6) the model FLOP
+utilisation (MFU) is useful FLOP/s over the data sheet's dense bfloat16 peak.
 Machine peak = cores x clock x FLOP/cycle/core (32 for fp32 with two 256-bit FMA pipes, AVX-512
 on Zen 4 included; twice that for bfloat16 dot products with AVX512-BF16; the nominal clock, so
 boost clocks can exceed it), next to the rate of one large measured matmul in the benchmarked
@@ -42,9 +48,9 @@ import numpy as np
 
 
 def _flops(config, batch: int, length: int) -> tuple[float, float]:
-    c = config
-    forward = 2 * c.num_params * batch * length + 4 * batch * c.num_layers * c.num_heads * length**2 * c.head_dim
-    return forward, 3 * forward
+    from alignment.models import costs
+
+    return costs.forward_flops(config, batch, length), costs.train_flops(config, batch, length)
 
 
 def _timed(fn, iters: int) -> tuple[float, float]:
@@ -70,6 +76,7 @@ def run_jax(args) -> dict:
     import optax
     from flax import nnx
 
+    from alignment.models import costs
     from alignment.models.pretrained import load_smollm2
 
     model, _, config = load_smollm2(remat=args.remat, dtype=args.dtype)
@@ -95,6 +102,17 @@ def run_jax(args) -> dict:
     start = time.perf_counter()
     grad_fn.lower(params, train_tokens).compile()
     compile_backward = time.perf_counter() - start
+    # XLA counts a loop body once: its count is taken on the same programs with the layers unrolled.
+    def unrolled_forward(params, tokens):
+        model = nnx.merge(graphdef, params)
+        return model(tokens, positions, kv_mask, layer_weights=model.layers.unstacked_weights())[0]
+
+    def unrolled_loss(params, train_tokens):
+        logits = unrolled_forward(params, train_tokens[:, :-1])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, train_tokens[:, 1:]).mean()
+
+    xla_forward = costs.xla_flops(jax.jit(unrolled_forward).lower(params, tokens))
+    xla_train = costs.xla_flops(jax.jit(jax.value_and_grad(unrolled_loss)).lower(params, train_tokens))
     _, fwd = _timed(lambda: forward(params, tokens).block_until_ready(), args.iters)
     _, bwd = _timed(lambda: jax.block_until_ready(grad_fn(params, train_tokens)), args.iters)
 
@@ -105,6 +123,7 @@ def run_jax(args) -> dict:
     return dict(
         framework=f"jax {jax.__version__} ({args.dtype}, remat={args.remat})", fwd_s=fwd, fwd_bwd_s=bwd,
         compile_s=compile_forward + compile_backward, matmul_flops=2 * size**3 / mm, config=config,
+        xla_fwd_flops=xla_forward, xla_fwd_bwd_flops=xla_train, device=jax.devices()[0].device_kind, device_peak=costs.device_peak(),
     )
 
 
@@ -170,6 +189,7 @@ def child(args) -> None:
         fwd_tok_s=tokens / result["fwd_s"], fwd_bwd_tok_s=tokens / result["fwd_bwd_s"],
         fwd_flops=forward_flops / result["fwd_s"], fwd_bwd_flops=train_flops / result["fwd_bwd_s"],
         peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, num_params=config.num_params,
+        useful_fwd=forward_flops, useful_fwd_bwd=train_flops,
     )
     print("RESULT " + json.dumps(result))
 
@@ -209,6 +229,14 @@ def main() -> None:
               f"{r['fwd_bwd_flops'] / 1e9:>12.1f} {r['compile_s']:>10.1f} {r['peak_rss_gb']:>12.2f}")
     print(f"JAX / torch tokens/s: forward {jax_result['fwd_tok_s'] / torch_result['fwd_tok_s']:.2f}x, "
           f"forward+backward {jax_result['fwd_bwd_tok_s'] / torch_result['fwd_bwd_tok_s']:.2f}x (target >= 1.3x)")
+    print(f"useful FLOPs / XLA's count of the compiled programs: forward {jax_result['useful_fwd'] / jax_result['xla_fwd_flops']:.3f}, "
+          f"forward+backward {jax_result['useful_fwd_bwd'] / jax_result['xla_fwd_bwd_flops']:.3f} (remat={args.remat})")
+    if jax_result["device_peak"]:
+        mfu = jax_result["fwd_bwd_flops"] / jax_result["device_peak"][0]
+        print(f"MFU on {jax_result['device']}: forward {jax_result['fwd_flops'] / jax_result['device_peak'][0]:.1%}, "
+              f"forward+backward {mfu:.1%} of the dense bfloat16 peak")
+    else:
+        print(f"no accelerator ({jax_result['device']}): utilisation is against this CPU's peak below")
     for name, ceiling in (("the machine peak estimate", peak), ("the large-matmul rate", jax_result["matmul_flops"])):
         print(f"fraction of {name}: JAX fwd {jax_result['fwd_flops'] / ceiling:.0%}, fwd+bwd {jax_result['fwd_bwd_flops'] / ceiling:.0%}; "
               f"torch fwd {torch_result['fwd_flops'] / ceiling:.0%}, fwd+bwd {torch_result['fwd_bwd_flops'] / ceiling:.0%}")

@@ -12,6 +12,13 @@ ratios ours / torch, our first call's time (compilation included), and for greed
 fraction of tokens on which the two agree. ``--decode-layers`` picks how our decode steps run the
 layers (``SamplerConfig.decode_layers``).
 
+Decoding is memory-bound: each decode step reads every weight and the KV cache once
+(``alignment.models.costs.decode_step_bytes``, the whole cache of P + N slots, as the sampler's
+attention reads it). Both sides' bytes per second over new tokens (decode steps per second x
+bytes per step; the prefill is in the time, so this is a lower bound) are printed next to the
+memory bandwidth: the accelerator's data-sheet figure (``costs.device_peak``) or, on a CPU, a
+measured one (a 256 MB NumPy copy: read + write bytes over its time).
+
 The machine is shared: torch's OpenMP threads slow down sharply (10x and more was seen) when
 another process takes a core, far more than XLA's, so compare the per-pair ratios and read the
 quietest pair as the fair one; ``--torch-threads 1`` makes torch less sensitive to that.
@@ -30,6 +37,7 @@ import time
 import jax
 import numpy as np
 
+from alignment.models import costs
 from alignment.models.config import DecoderConfig
 from alignment.models.decoder import Decoder
 from alignment.models.loaders.convert import load_params, params_from_hf
@@ -102,6 +110,12 @@ def main():
     ours, torch_model, tokenizer = load_both()
     tokens = prompts(tokenizer, args.batch, args.prompt_length)
     new = args.batch * args.new_tokens
+    parameter_bytes = sum(x.nbytes for x in jax.tree.leaves(nnx.state(ours)))
+    step_bytes = costs.decode_step_bytes(ours.config, args.batch, args.prompt_length + args.new_tokens, parameter_bytes)
+    peak = costs.device_peak()
+    bandwidth, source = (peak[1], jax.devices()[0].device_kind) if peak else (copy_bandwidth(), "measured NumPy copy")
+    print(f"decode step reads {step_bytes / 1e6:.0f} MB (weights {parameter_bytes / 1e6:.0f} MB + KV cache); "
+          f"memory bandwidth {bandwidth / 1e9:.1f} GB/s ({source})")
     print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"transformers {transformers.__version__}; batch {args.batch}, prompt {args.prompt_length}, {args.new_tokens} new tokens, "
           f"decode_layers={args.decode_layers}")
@@ -141,9 +155,20 @@ def main():
               f"first call {first_call:.1f} s)")
         print(f"  transformers.generate    : {new / statistics.median(torch_s):7.1f} new tokens/s   (runs: {_fmt(torch_s)} s)")
         print(f"  speed-up ours / torch    : {statistics.median(ratios):.2f}x median of paired runs ({_fmt(ratios)})")
+        for side, seconds in (("ours", ours_s), ("torch", torch_s)):
+            rate = args.new_tokens * step_bytes / statistics.median(seconds)
+            print(f"  decode bandwidth, {side:<5}: {rate / 1e9:6.1f} GB/s, {rate / bandwidth:.0%} of the memory bandwidth")
         if params.is_greedy:
             print(f"  greedy tokens identical  : {np.mean(ours_tokens == torch_tokens):.1%}")
             print(f"  sample: {tokenizer.decode(ours_tokens[0].tolist())!r}")
+
+
+def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """Bytes per second of the fastest of ``repeats`` NumPy copies of ``megabytes`` (read + write)."""
+    source = np.ones(megabytes * 2**20 // 8)
+    target = np.empty_like(source)
+    best = min(_seconds(lambda _: np.copyto(target, source), 0) for _ in range(repeats))
+    return 2 * source.nbytes / best
 
 
 def _seconds(fn, seed) -> float:

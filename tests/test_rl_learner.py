@@ -3,6 +3,7 @@ registered algorithm, microbatches that do not change the update, one compiled p
 phase, non-finite rewards, and the LSC transform's gradient shape in the metrics."""
 
 import ast
+import dataclasses
 import contextlib
 import hashlib
 import json
@@ -464,3 +465,36 @@ def test_a_lora_learner_shards_and_takes_no_base_copy():
     with pytest.raises(ValueError, match="pass base_policy=None"):
         rl.Learner(_policy(), _policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))], CHATS,
                    {"score": np.zeros(len(CHATS), np.float32)}, config)
+
+
+def _eos_prone_policy() -> Decoder:
+    """The test policy with the EOS row of its (tied) embedding scaled up: responses end early."""
+    policy = _policy()
+    policy.embed[...] = policy.embed[...].at[TOKENIZER.eos_id].multiply(8.0)
+    return policy
+
+
+def test_length_buckets_trim_the_passes_after_sampling_and_change_nothing():
+    """With 4 buckets the base-policy pass, the advantages and the update run over the longest
+    response's bucket; with 1 over all of max_new_tokens. Same metrics and parameters."""
+    runs = {}
+    for buckets in (1, 4):
+        config = _config(algorithm="dr_grpo", rollout=dataclasses.replace(ROLLOUT, length_buckets=buckets), num_steps=3)
+        learner = rl.Learner(_eos_prone_policy(), _eos_prone_policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))],
+                             CHATS, {"score": np.zeros(len(CHATS), np.float32)}, config)
+        learner.run(progress=False)
+        runs[buckets] = learner
+    columns = [h["response_columns"] for h in runs[4].history]
+    assert min(columns) < ROLLOUT.max_new_tokens, columns  # every response of a step ended early: trimming acted
+    assert [h["response_columns"] for h in runs[1].history] == [ROLLOUT.max_new_tokens] * 3
+    assert runs[1].num_compilations == {"reference": 1, "advantages": 1, "update": 1}
+    met = len(set(columns))  # one program of each phase per bucket met
+    assert runs[4].num_compilations == {"reference": met, "advantages": met, "update": met}
+    for a, b in zip(runs[1].history, runs[4].history):
+        for name in ("utility", "loss", "grad_norm", "kl/sequence", "entropy", "response_length"):
+            np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    for x, y in zip(_params(runs[1]), _params(runs[4])):
+        np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)
+    assert [rl.RolloutConfig(max_new_tokens=112).response_columns(n) for n in (1, 28, 29, 84, 85, 112)] == [28, 28, 56, 84, 112, 112]
+    with pytest.raises(ValueError, match="length_buckets"):
+        rl.RolloutConfig(max_new_tokens=4, length_buckets=5)

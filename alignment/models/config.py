@@ -68,7 +68,8 @@ class DecoderConfig:
         "float32" but not the backward pass (XLA:CPU upcasts matmuls with transposed operands).
       param_dtype: storage dtype of the parameters.
       remat: per-layer rematerialisation: "none", "full" (recompute the whole layer in the
-        backward pass), or "dots" (save matmul outputs, recompute the rest).
+        backward pass), or "dots" (save the outputs of the q, k, v, o, gate, up and
+        down projections, LoRA adapters included, and recompute the rest).
       init_std: standard deviation of the normal initialiser of the matrices.
     """
 

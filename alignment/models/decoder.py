@@ -33,6 +33,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from alignment.models.config import DecoderConfig
 from alignment.models.layers import (
@@ -52,7 +53,9 @@ HIDDEN_AXES = ("batch", "length", "embed")
 
 _REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    # The projections' outputs (``checkpoint_name`` in ``_block``): the matmul outputs of the base
+    # weights, with LoRA's adapter output added in (saving every dot output would keep those apart).
+    "dots": jax.checkpoint_policies.save_only_these_names("projection"),
 }
 
 
@@ -141,7 +144,7 @@ def _block(x, w, kv, layer, *, config: DecoderConfig, cos, sin, mask, cache_inde
         y = dense(h, w[name].reshape(h.shape[-1], -1))
         if name in adapted and lora_names(name)[0] in w:
             y = y + adapter_output(h, *(w[n] for n in lora_names(name)), lora.scale)
-        return y
+        return checkpoint_name(y, "projection")
 
     h = rms_norm(x, w["attn_norm"], c.norm_eps).reshape(batch * length, d)
     q = project("q", h).reshape(batch, length, c.num_heads, c.head_dim)

@@ -61,7 +61,7 @@ from alignment.rl.config import LearnerConfig, make_optimizer
 from alignment.rl.faults import NonFiniteGuard
 from alignment.rl.programs import Trainable, UpdateBatch, base_policy_pass, policy_loss, rollout_advantages
 from alignment.rl.reference import reference_matrix
-from alignment.rl.rollout import PromptStream, sample_groups
+from alignment.rl.rollout import PromptStream, sample_groups, trim
 from alignment.rl.scoring import Chat, RewardFunction, score_all
 from alignment.sampling import Sampler
 from alignment.training import preemption
@@ -219,7 +219,7 @@ class Learner:
         times["time/score"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
-        out = samples.output
+        out = trim(samples.output, c.rollout.response_columns(int(samples.lengths.max())))  # the rest is padding
         base_def, base_state = (None, None) if self.base_policy is None else nnx.split(self.base_policy)
         trainable_def, trainable_state = nnx.split(self.trainable)
         with self._mesh_context():
@@ -247,6 +247,7 @@ class Learner:
         times["time/update"] = time.perf_counter() - mark
         times["time/step"] = time.perf_counter() - start
         times["tokens_per_second"] = float(samples.lengths.sum()) / times["time/step"]
+        times["response_columns"] = out.tokens.shape[1] - out.prompt_length  # the bucket the passes after sampling ran
 
         self.step += 1
         self.position += c.prompts_per_step

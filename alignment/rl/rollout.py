@@ -13,7 +13,8 @@ times, consecutively), so a fixed prompts-per-step and G keep one compiled sampl
 per prompt-length bucket. ``Samples.texts`` are the responses without special tokens (what a
 reward model or a judge reads); ``Samples.ended`` says which responses emitted an EOS token
 within ``max_new_tokens`` (the others were cut off). Both are complete on every process of a
-multi-process mesh (``alignment.parallel.to_host``).
+multi-process mesh (``alignment.parallel.to_host``). ``trim`` cuts a batch to its longest
+response's bucket (``RolloutConfig.response_columns``) for the passes that follow sampling.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class RolloutConfig:
         compiled shape; a longer prompt is an error naming this field).
       max_new_tokens: the response limit.
       temperature, top_k, top_p: the sampling distribution (``alignment.sampling.SamplingParams``).
+      length_buckets: after sampling, the learner's base-policy pass, advantages and update run
+        over the longest response of the batch rounded up to one of this many evenly spaced
+        lengths (``response_columns``), so each bucket is one compiled program of each; 1: always
+        ``max_new_tokens`` columns.
     """
 
     max_prompt_length: int = 64
@@ -47,10 +52,19 @@ class RolloutConfig:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float = 1.0
+    length_buckets: int = 4
 
     def __post_init__(self):
-        nested.check_fields(self, positive=("max_prompt_length", "max_new_tokens"))
+        nested.check_fields(self, positive=("max_prompt_length", "max_new_tokens", "length_buckets"))
+        if self.length_buckets > self.max_new_tokens:
+            raise ValueError(f"rollout.length_buckets={self.length_buckets} must be <= max_new_tokens={self.max_new_tokens}")
         self.sampling_params()
+
+    def response_columns(self, longest: int) -> int:
+        """The smallest bucket ``ceil(k * max_new_tokens / length_buckets)``, k = 1 .. length_buckets,
+        that holds a response of ``longest`` tokens."""
+        n, b = self.max_new_tokens, self.length_buckets
+        return next(columns for columns in (-(-k * n // b) for k in range(1, b + 1)) if columns >= longest)
 
     def sampling_params(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
@@ -116,6 +130,13 @@ class Samples:
     texts: list[str]
     ended: np.ndarray  # bool [B]: the response emitted an EOS id
     lengths: np.ndarray  # int [B]: response tokens, the EOS included
+
+
+def trim(output: SampleOutput, columns: int) -> SampleOutput:
+    """``output`` with its first ``columns`` response columns (the rest must be padding)."""
+    width = output.prompt_length + columns
+    return output.replace(**{name: getattr(output, name)[:, :width] for name in
+                             ("tokens", "prompt_mask", "response_mask", "sampling_logprobs", "model_logprobs")})
 
 
 def sample_groups(
