@@ -229,7 +229,7 @@ def main() -> None:
               f"{r['fwd_bwd_flops'] / 1e9:>12.1f} {r['compile_s']:>10.1f} {r['peak_rss_gb']:>12.2f}")
     print(f"JAX / torch tokens/s: forward {jax_result['fwd_tok_s'] / torch_result['fwd_tok_s']:.2f}x, "
           f"forward+backward {jax_result['fwd_bwd_tok_s'] / torch_result['fwd_bwd_tok_s']:.2f}x (target >= 1.3x)")
-    print(f"useful FLOPs / XLA's count of the compiled programs: forward {jax_result['useful_fwd'] / jax_result['xla_fwd_flops']:.3f}, "
+    print(f"useful FLOPs / XLA's count of the same programs (layers unrolled): forward {jax_result['useful_fwd'] / jax_result['xla_fwd_flops']:.3f}, "
           f"forward+backward {jax_result['useful_fwd_bwd'] / jax_result['xla_fwd_bwd_flops']:.3f} (remat={args.remat})")
     if jax_result["device_peak"]:
         mfu = jax_result["fwd_bwd_flops"] / jax_result["device_peak"][0]
