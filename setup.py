@@ -64,6 +64,8 @@ EXTRAS = {
     "trl": [
         "trl>=1.16,<2; python_version >= '3.11'",
         "datasets>=4.7",
+        # TRL's LoRA side of benchmarks/lora_smollm2.py.
+        "peft>=0.17",
     ],
     "parity": [
         "torch>=2.3",
