@@ -20,6 +20,7 @@ import pytest
 from flax import nnx
 
 from alignment import rl, sandbox
+from alignment.rl import compiled
 from alignment.models import Decoder, get_config, load_pretrained, lora
 from alignment.models.heads import GPMModel, RewardModel, ValueModel, gpm_score
 from alignment.parallel import make_mesh
@@ -50,13 +51,13 @@ def _config(**overrides) -> rl.LearnerConfig:
     return rl.LearnerConfig(**{**base, **overrides})
 
 
-def _learner(config, *, mesh=None, workdir=None, reward_fn=None, references=None):
+def _learner(config, *, mesh=None, workdir=None, reward_fn=None, references=None, programs=None):
     policy, reference = _policy(), None if config.lora else _policy()
     value = ValueModel(policy, rngs=nnx.Rngs(5)) if config.algorithm_spec.critic else None
     reward_fn = reward_fn or rl.FunctionReward(pseudo_reward, ("score",))
     references = references or {"score": np.zeros(len(CHATS), np.float32)}
     return rl.Learner(policy, reference, TOKENIZER, [reward_fn], CHATS, references, config,
-                      value_model=value, mesh=mesh, workdir=workdir)
+                      value_model=value, mesh=mesh, workdir=workdir, programs=programs)
 
 
 def _params(learner):
@@ -203,7 +204,8 @@ def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_restored(tmp_
 def test_one_compiled_program_per_phase():
     reward_model = RewardModel(_policy(3), rngs=nnx.Rngs(4))
     reward_fn = rl.ModelReward(reward_model, TOKENIZER, ("score",), max_length=64)
-    learner = _learner(_config(algorithm="grpo", microbatches=2, loss=rl.LossConfig(entropy_coef=0.01)), reward_fn=reward_fn)
+    learner = _learner(_config(algorithm="grpo", microbatches=2, loss=rl.LossConfig(entropy_coef=0.01)), reward_fn=reward_fn,
+                       programs=compiled.SharedPrograms())  # its own: no other test's traces
     learner.run(3, progress=False)
     assert learner.num_compilations == {"reference": 1, "advantages": 1, "update": 1}
     assert learner.sampler.num_compilations == 1 and reward_fn.num_compilations == 1
@@ -482,7 +484,7 @@ def test_length_buckets_trim_the_passes_after_sampling_and_change_nothing():
     for buckets in (1, 4):
         config = _config(algorithm="dr_grpo", rollout=dataclasses.replace(ROLLOUT, length_buckets=buckets), num_steps=3)
         learner = rl.Learner(_eos_prone_policy(), _eos_prone_policy(), TOKENIZER, [rl.FunctionReward(pseudo_reward, ("score",))],
-                             CHATS, {"score": np.zeros(len(CHATS), np.float32)}, config)
+                             CHATS, {"score": np.zeros(len(CHATS), np.float32)}, config, programs=compiled.SharedPrograms())
         learner.run(progress=False)
         runs[buckets] = learner
     columns = [h["response_columns"] for h in runs[4].history]

@@ -142,13 +142,19 @@ def trainable(module: nnx.Module) -> nnx.filterlib.Filter:
     """The filter of what a trainer of ``module`` updates: every ``LoRAParam``, and every
     ``nnx.Param`` outside the decoders that have adapters (heads). ``nnx.Param`` when no decoder
     in ``module`` has adapters."""
-    frozen = [tuple(path) for path, node in nnx.iter_graph(module) if isinstance(getattr(node, "lora", None), LoRAConfig)]
-    if not frozen:
-        return nnx.Param
+    frozen = tuple(tuple(path) for path, node in nnx.iter_graph(module) if isinstance(getattr(node, "lora", None), LoRAConfig))
+    return AdaptersAndHeads(frozen) if frozen else nnx.Param
 
-    def updated(path, variable) -> bool:
+
+@dataclasses.dataclass(frozen=True)
+class AdaptersAndHeads:
+    """The filter ``trainable`` returns for a module with adapters: every ``LoRAParam``, and
+    every ``nnx.Param`` outside the decoders at ``frozen`` (paths). Hashable, so that learners
+    of equal modules share their update program (``alignment.rl.compiled``)."""
+
+    frozen: tuple[tuple, ...]
+
+    def __call__(self, path, variable) -> bool:
         if isinstance(variable, LoRAParam):
             return True
-        return isinstance(variable, nnx.Param) and not any(tuple(path[: len(prefix)]) == prefix for prefix in frozen)
-
-    return updated
+        return isinstance(variable, nnx.Param) and not any(tuple(path[: len(prefix)]) == prefix for prefix in self.frozen)

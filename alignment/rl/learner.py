@@ -37,7 +37,6 @@ process with two devices).
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,18 +55,17 @@ from alignment.models.loaders.checkpoint import save_params
 from alignment.models.partitioning import shard_model
 from alignment.models.tokenizer import Tokenizer
 from alignment.parallel import DEFAULT_RULES, from_host, is_primary, logical_sharding, to_host
-from alignment.rl import algorithms, kl
-from alignment.rl.config import LearnerConfig, make_optimizer
+from alignment.rl import algorithms, compiled, kl
+from alignment.rl.config import LearnerConfig
 from alignment.rl.faults import NonFiniteGuard
-from alignment.rl.programs import Trainable, UpdateBatch, base_policy_pass, policy_loss, rollout_advantages
+from alignment.rl.programs import Trainable, UpdateBatch
 from alignment.rl.reference import reference_matrix
 from alignment.rl.rollout import PromptStream, sample_groups, trim
 from alignment.rl.scoring import Chat, RewardFunction, score_all
-from alignment.sampling import Sampler
 from alignment.training import preemption
 from alignment.training.checkpointing import Checkpoints
 from alignment.training.metrics import SPIKE_WINDOW, MetricsWriter, gradient_spike
-from alignment.training.steps import make_train_step, pin_to_mesh
+from alignment.training.steps import pin_to_mesh
 
 class Learner:
     """Aligns ``policy`` to the utility of ``rewards`` with a KL penalty to ``base_policy``.
@@ -93,6 +91,9 @@ class Learner:
         states). Ignored by the others.
       mesh, rules: where the batch and the programs run.
       workdir: metrics and checkpoints go here (``None``: neither).
+      programs: the compiled programs it shares with other learners of equal shapes and
+        configs (``alignment.rl.compiled``; default: the process's ``compiled.SHARED``; a fresh
+        ``SharedPrograms()`` shares none).
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class Learner:
         mesh: Mesh | None = None,
         rules=DEFAULT_RULES,
         workdir: str | Path | None = None,
+        programs: compiled.SharedPrograms | None = None,
     ):
         if base_policy is policy:
             raise ValueError("base_policy must be a separate copy of the policy's initial weights (the policy is trained in place)")
@@ -137,21 +139,21 @@ class Learner:
         nnx.update(self.trainable, jax.tree.map(jnp.copy, nnx.state(self.trainable)))
         self.base_policy = base_policy
         self.wrt = lora.trainable(self.trainable)  # what the update changes: all parameters, or adapters and heads
-        self.optimizer = nnx.Optimizer(self.trainable, make_optimizer(config), wrt=self.wrt)
+        programs = compiled.SHARED if programs is None else programs
+        self.optimizer = nnx.Optimizer(self.trainable, programs.optimizer(config), wrt=self.wrt)
         self.stream = PromptStream(len(self.prompts), config.seed)
         sampling = config.rollout.sampler_config((tokenizer.eos_id,), tokenizer.pad_id, (config.batch_size,))
-        self.sampler = Sampler(sampling, mesh=mesh, rules=self.rules)
+        self.sampler = programs.sampler(sampling, mesh, self.rules)
         self.step = 0
         self.position = 0
         self.kl_coef = self._on_mesh(np.float32(config.kl.coef), batch=False)
         key = jax.random.key(config.seed)
         self.key = key if mesh is None else jax.random.wrap_key_data(self._on_mesh(jax.random.key_data(key), batch=False))
-        self._compilations = {"reference": 0, "advantages": 0}
         shardings = None if mesh is None else pin_to_mesh((self.trainable, self.optimizer), mesh)
-        loss = functools.partial(policy_loss, config=config, prompt_length=self.sampler_prompt_length, rules=self.rules)
-        self._update = make_train_step(loss, self.wrt, shardings, microbatches=config.microbatches, reduction="sum")
-        self._base_policy_pass = jax.jit(self._trace_base_policy, static_argnums=(0, 1))
-        self._advantages = jax.jit(self._trace_advantages)
+        self._base_policy_pass = programs.base_policy_pass(self.sampler_prompt_length)
+        self._advantages = programs.advantages(config, self.properties)
+        self._update = programs.update(config, self.sampler_prompt_length, self.rules, self.wrt, shardings)
+        self._compilations = {"reference": 0, "advantages": 0, "update": 0}  # traced during this learner's calls
         self.workdir = None if workdir is None else Path(workdir)
         self._writer = None
         self._checkpoints = None
@@ -176,20 +178,18 @@ class Learner:
 
     # ----------------------------------------------------------------------------- programs
 
-    def _trace_base_policy(self, *args):
-        """``base_policy_pass`` at this learner's prompt length (counts its traces)."""
-        self._compilations["reference"] += 1
-        return base_policy_pass(*args, prompt_length=self.sampler_prompt_length)
-
-    def _trace_advantages(self, *args):
-        """``rollout_advantages`` of this learner's config and properties (counts its traces)."""
-        self._compilations["advantages"] += 1
-        return rollout_advantages(*args, config=self.config, properties=self.properties)
+    def _call(self, phase: str, program: compiled.Program, *args):
+        """``program(*args)``, counting the traces this call caused against ``phase``."""
+        before = program.traces
+        out = program(*args)
+        self._compilations[phase] += program.traces - before
+        return out
 
     @property
     def num_compilations(self) -> dict[str, int]:
-        """Programs traced so far by each phase (sampling: ``self.sampler.num_compilations``)."""
-        return {**self._compilations, "update": self._update.num_compilations}
+        """Programs each phase traced during this learner's calls (0 when another learner's
+        equal program served it; sampling: ``self.sampler.num_compilations``, the shared sampler's)."""
+        return dict(self._compilations)
 
     @property
     def sampler_prompt_length(self) -> int:
@@ -223,8 +223,8 @@ class Learner:
         base_def, base_state = (None, None) if self.base_policy is None else nnx.split(self.base_policy)
         trainable_def, trainable_state = nnx.split(self.trainable)
         with self._mesh_context():
-            base_logprobs, values = self._base_policy_pass(base_def, trainable_def, base_state, trainable_state,
-                                                        out.tokens, out.prompt_mask, out.response_mask)
+            base_logprobs, values = self._call("reference", self._base_policy_pass, base_def, trainable_def, base_state,
+                                               trainable_state, out.tokens, out.prompt_mask, out.response_mask)
             base_logprobs.block_until_ready()
         times["time/reference"] = time.perf_counter() - mark
 
@@ -232,8 +232,8 @@ class Learner:
         old_logprobs = out.model_logprobs[:, out.prompt_length :]
         response_mask = out.response_mask[:, out.prompt_length :]
         with self._mesh_context():
-            advantages, returns, counted, metrics, flags = self._advantages(
-                rewards, self._on_mesh(self.references[rows]), self._on_mesh(samples.ended), old_logprobs, base_logprobs,
+            advantages, returns, counted, metrics, flags = self._call(
+                "advantages", self._advantages, rewards, self._on_mesh(self.references[rows]), self._on_mesh(samples.ended), old_logprobs, base_logprobs,
                 values, response_mask, self.kl_coef,
             )
             batch = UpdateBatch(out.tokens, out.prompt_mask, out.response_mask, old_logprobs, base_logprobs, advantages, returns,
@@ -266,7 +266,8 @@ class Learner:
             for m in range(c.minibatches):
                 minibatch = batch if order is None else jax.tree.map(lambda x: x[order[m * size : (m + 1) * size]], batch)
                 weights = algorithms.loss_weights(self.algorithm, minibatch.loss_weights, c.rollout.max_new_tokens)
-                collected.append(self._update(self.trainable, self.optimizer, minibatch._replace(loss_weights=weights), self.kl_coef))
+                collected.append(self._call("update", self._update, self.trainable, self.optimizer,
+                                            minibatch._replace(loss_weights=weights), self.kl_coef))
         return jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *collected)
 
     # ----------------------------------------------------------------------------- the run
