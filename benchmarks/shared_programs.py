@@ -15,7 +15,7 @@ JAX spent tracing, lowering to MLIR and compiling (or reading the persistent cac
 ``jax.monitoring``'s events, are printed, and every run's logged metrics (timings aside) and
 judged checkpoints are compared between the modes: they must be equal, float for float.
 
-Time: about 10 minutes on a 2-core CPU once the sandbox is cached (the proxies are trained on
+Time: it takes about 10 minutes on a 2-core CPU once the sandbox is cached (the proxies are trained on
 first use, a few minutes more).
 """
 

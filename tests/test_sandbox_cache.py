@@ -38,6 +38,13 @@ def test_the_chat_template_is_part_of_the_key(package_copy):
     assert build.code_digest(package_copy) != before
 
 
+def test_absolute_imports_are_read_from_every_scope_and_relative_ones_left_out(tmp_path):
+    path = tmp_path / "module.py"
+    path.write_text('"""import docstring"""\nimport a.b\nfrom c import d\nfrom . import e\nfrom .f import g\n'
+                    "def h():\n    import i as j\n    class K:\n        from l.m import n\n    return lambda: __import__('o')\n")
+    assert build.absolute_imports(path) == {"a.b", "c", "i", "l.m"}
+
+
 def test_library_versions_are_part_of_the_key(monkeypatch):
     versions = build.library_versions()
     assert {"jax", "flax", "optax", "numpy", "tokenizers", "orbax-checkpoint"} <= set(versions)

@@ -19,8 +19,8 @@ number of pairs) leaves the others' draws unchanged.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
+import dis
 import functools
 import hashlib
 import importlib.metadata
@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import types
 from pathlib import Path
 from typing import Sequence
 
@@ -113,16 +114,29 @@ def library_versions(package: Path = PACKAGE) -> dict[str, str]:
     """``{distribution: version}`` of every installed distribution that a module under ``package``
     imports (absolute imports read from the source; the package itself and modules of no installed
     distribution are left out)."""
-    names = set()
-    for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_bytes())):
-            if isinstance(node, ast.Import):
-                names.update(alias.name.partition(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names.add(node.module.partition(".")[0])
+    names = {name.partition(".")[0] for path in package.rglob("*.py") for name in absolute_imports(path)}
     names.discard(package.name)
     distributions = importlib.metadata.packages_distributions()
     return {d: importlib.metadata.version(d) for name in names for d in distributions.get(name, ())}
+
+
+def absolute_imports(path: Path) -> set[str]:
+    """The modules that ``path`` imports absolutely, anywhere in it: the ``IMPORT_NAME`` instructions
+    of level 0 in its compiled code and nested code objects.
+
+    Read from bytecode rather than ``ast.parse``: CPython 3.11 can fail ``ast.parse`` with
+    "AST constructor recursion depth mismatch" when another thread builds an AST at the same time
+    (python/cpython#106905; seen in a pytest worker), and ``compile`` builds no Python AST objects.
+    """
+    imports, pending = set(), [compile(path.read_bytes(), str(path), "exec", dont_inherit=True)]
+    while pending:
+        code = pending.pop()
+        pending.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
+        instructions = list(dis.get_instructions(code))
+        # IMPORT_NAME follows LOAD_CONST level, LOAD_CONST fromlist.
+        imports.update(ins.argval for i, ins in enumerate(instructions)
+                       if ins.opname == "IMPORT_NAME" and instructions[i - 2].argval == 0)
+    return imports
 
 
 def cache_key(config: SandboxConfig) -> str:
