@@ -16,6 +16,7 @@
   from the checkout).
 """
 
+import json
 import os
 import re
 import sys
@@ -60,6 +61,46 @@ def pytest_collection_modifyitems(config, items):
     """The ``SLOW_FIRST`` files first, in that order; the others after them, as collected."""
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
+
+
+# ALIGNMENT_TEST_PROFILE=<dir>: each process writes <dir>/<worker>.json, every test's seconds
+# (setup, call, teardown) and the seconds JAX spent in it tracing, lowering and compiling (or
+# reading the persistent cache); tests/profile_report.py sums them by file.
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+PROFILE = {}
+
+
+def _listen(event: str, duration: float, **_) -> None:
+    if event in COMPILE_EVENTS and PROFILE.get("current"):
+        PROFILE["tests"][PROFILE["current"]]["compile"] += duration
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not os.environ.get("ALIGNMENT_TEST_PROFILE"):
+        return (yield)
+    if not PROFILE:
+        PROFILE["tests"] = {}
+        jax.monitoring.register_event_duration_secs_listener(_listen)
+    PROFILE["tests"][item.nodeid] = {"seconds": 0.0, "compile": 0.0}
+    PROFILE["current"] = item.nodeid
+    try:
+        return (yield)
+    finally:
+        PROFILE["current"] = None
+
+
+def pytest_runtest_logreport(report):
+    if PROFILE.get("tests") and report.nodeid in PROFILE["tests"]:
+        PROFILE["tests"][report.nodeid]["seconds"] += report.duration
+
+
+def pytest_sessionfinish(session):
+    if PROFILE.get("tests"):
+        path = Path(os.environ["ALIGNMENT_TEST_PROFILE"]) / f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(PROFILE["tests"], indent=1))
 
 
 @pytest.fixture(scope="session")
