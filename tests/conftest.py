@@ -64,16 +64,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ALIGNMENT_TEST_PROFILE=<dir>: each process writes <dir>/<worker>.json, every test's seconds
-# (setup, call, teardown) and the seconds JAX spent in it tracing, lowering and compiling (or
-# reading the persistent cache); tests/profile_report.py sums them by file.
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
+# (setup, call, teardown) and the seconds JAX spent in it tracing, lowering to MLIR and compiling
+# (or reading the persistent cache), outer and nested traces both counted; tests/profile_report.py
+# sums them by file.
+COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace", "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+                  "/jax/core/compile/backend_compile_duration": "compile"}
 PROFILE = {}
 
 
 def _listen(event: str, duration: float, **_) -> None:
     if event in COMPILE_EVENTS and PROFILE.get("current"):
-        PROFILE["tests"][PROFILE["current"]]["compile"] += duration
+        PROFILE["tests"][PROFILE["current"]][COMPILE_EVENTS[event]] += duration
 
 
 @pytest.hookimpl(wrapper=True)
@@ -83,7 +84,7 @@ def pytest_runtest_protocol(item, nextitem):
     if not PROFILE:
         PROFILE["tests"] = {}
         jax.monitoring.register_event_duration_secs_listener(_listen)
-    PROFILE["tests"][item.nodeid] = {"seconds": 0.0, "compile": 0.0}
+    PROFILE["tests"][item.nodeid] = {"seconds": 0.0, "trace": 0.0, "lower": 0.0, "compile": 0.0}
     PROFILE["current"] = item.nodeid
     try:
         return (yield)

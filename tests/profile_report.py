@@ -4,8 +4,9 @@
     python tests/profile_report.py /tmp/profile
 
 prints each file's seconds (setup, call and teardown of its tests, summed over workers) and the
-part of them JAX spent tracing, lowering and compiling (or reading the persistent cache),
-longest first, then the totals.
+seconds JAX spent in them tracing, lowering to MLIR and compiling or reading the persistent cache
+(in the test processes, not in the subprocesses some tests start; a trace nested in another is
+counted in both), longest first, then the totals.
 """
 
 import json
@@ -13,20 +14,21 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+PARTS = ("seconds", "trace", "lower", "compile")
+
 
 def main(directory: str) -> None:
-    files = defaultdict(lambda: [0.0, 0.0, 0])
+    files = defaultdict(lambda: dict.fromkeys(("tests", *PARTS), 0.0))
     for path in sorted(Path(directory).glob("*.json")):
         for nodeid, test in json.loads(path.read_text()).items():
             entry = files[nodeid.split("::")[0]]
-            entry[0] += test["seconds"]
-            entry[1] += test["compile"]
-            entry[2] += 1
-    print(f"{'file':<52} {'tests':>5} {'seconds':>8} {'compiling':>9}")
-    for name, (seconds, compiling, count) in sorted(files.items(), key=lambda kv: -kv[1][0]):
-        print(f"{name:<52} {count:>5} {seconds:>8.1f} {compiling:>8.1f}s")
-    seconds, compiling = (sum(v[i] for v in files.values()) for i in (0, 1))
-    print(f"{'all':<52} {sum(v[2] for v in files.values()):>5} {seconds:>8.1f} {compiling:>8.1f}s ({compiling / seconds:.0%})")
+            entry["tests"] += 1
+            for part in PARTS:
+                entry[part] += test.get(part, 0.0)
+    files["all"] = {key: sum(entry[key] for entry in files.values()) for key in ("tests", *PARTS)}
+    print(f"{'file':<48} {'tests':>5}" + "".join(f"{part:>9}" for part in PARTS))
+    for name, entry in sorted(files.items(), key=lambda kv: (kv[0] == "all", -kv[1]["seconds"])):
+        print(f"{name:<48} {entry['tests']:>5.0f}" + "".join(f"{entry[part]:>9.1f}" for part in PARTS))
 
 
 if __name__ == "__main__":

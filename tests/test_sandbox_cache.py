@@ -40,9 +40,11 @@ def test_the_chat_template_is_part_of_the_key(package_copy):
 
 def test_absolute_imports_are_read_from_every_scope_and_relative_ones_left_out(tmp_path):
     path = tmp_path / "module.py"
-    path.write_text('"""import docstring"""\nimport a.b\nfrom c import d\nfrom . import e\nfrom .f import g\n'
-                    "def h():\n    import i as j\n    class K:\n        from l.m import n\n    return lambda: __import__('o')\n")
-    assert build.absolute_imports(path) == {"a.b", "c", "i", "l.m"}
+    path.write_text('"""import docstring\nfrom text import nothing"""\nimport a.b as ab, p\nfrom c import (d,\n    dd)\n'
+                    "from . import e\nfrom .f import g\n# import comment\n"
+                    "def h():\n    import i as j; import q\n    if j: from r.s import t\n    class K:\n        from l.m import n\n"
+                    "    raise ValueError('import x') from None\n\ndef u():\n    yield from v\n")
+    assert build.absolute_imports(path) == {"a.b", "p", "c", "i", "q", "r.s", "l.m"}
 
 
 def test_library_versions_are_part_of_the_key(monkeypatch):

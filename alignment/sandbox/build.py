@@ -20,7 +20,6 @@ number of pairs) leaves the others' draws unchanged.
 from __future__ import annotations
 
 import dataclasses
-import dis
 import functools
 import hashlib
 import importlib.metadata
@@ -28,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-import types
+import tokenize
 from pathlib import Path
 from typing import Sequence
 
@@ -121,22 +120,44 @@ def library_versions(package: Path = PACKAGE) -> dict[str, str]:
 
 
 def absolute_imports(path: Path) -> set[str]:
-    """The modules that ``path`` imports absolutely, anywhere in it: the ``IMPORT_NAME`` instructions
-    of level 0 in its compiled code and nested code objects.
+    """The modules that ``path`` imports absolutely (``import a.b``, ``from a.b import c``), in any
+    scope; relative imports are left out.
 
-    Read from bytecode rather than ``ast.parse``: CPython 3.11 can fail ``ast.parse`` with
-    "AST constructor recursion depth mismatch" when another thread builds an AST at the same time
-    (python/cpython#106905; seen in a pytest worker), and ``compile`` builds no Python AST objects.
+    Read from ``tokenize``'s tokens rather than ``ast.parse``: CPython 3.11's ``ast.parse`` can
+    fail with "AST constructor recursion depth mismatch" while another thread builds an AST
+    (python/cpython#106905; it failed a pytest worker here).
     """
-    imports, pending = set(), [compile(path.read_bytes(), str(path), "exec", dont_inherit=True)]
-    while pending:
-        code = pending.pop()
-        pending.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
-        instructions = list(dis.get_instructions(code))
-        # IMPORT_NAME follows LOAD_CONST level, LOAD_CONST fromlist.
-        imports.update(ins.argval for i, ins in enumerate(instructions)
-                       if ins.opname == "IMPORT_NAME" and instructions[i - 2].argval == 0)
+    imports = set()
+    with path.open("rb") as file:
+        tokens = [t for t in tokenize.tokenize(file.readline)
+                  if t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)]
+    starts = {tokenize.ENCODING, tokenize.NEWLINE}
+    for i, token in enumerate(tokens[1:-1], 1):
+        before, after = tokens[i - 1], tokens[i + 1]
+        if token.type != tokenize.NAME or not (before.type in starts or before.string in (";", ":")):
+            continue  # ``raise E from e`` and ``yield from x`` are not imports
+        if token.string == "from" and after.type == tokenize.NAME:  # ``from .x`` goes on with an OP
+            imports.add(_dotted_names(tokens, i + 1)[0])
+        elif token.string == "import":
+            imports.update(_dotted_names(tokens, i + 1))
     return imports
+
+
+def _dotted_names(tokens: list, i: int) -> list[str]:
+    """The comma-separated dotted names from ``tokens[i]`` on, their ``as`` aliases skipped, up to
+    the end of the statement or ``import``."""
+    names, current, alias = [], "", False
+    for token in tokens[i:]:
+        if token.type == tokenize.NEWLINE or token.string in (";", "import"):
+            break
+        if token.string == ",":
+            names.append(current)
+            current, alias = "", False
+        elif token.string == "as":
+            alias = True
+        elif not alias and token.string not in "()":
+            current += token.string
+    return [*names, current] if current else names
 
 
 def cache_key(config: SandboxConfig) -> str:
