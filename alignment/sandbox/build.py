@@ -155,7 +155,7 @@ def _dotted_names(tokens: list, i: int) -> list[str]:
             current, alias = "", False
         elif token.string == "as":
             alias = True
-        elif not alias and token.string not in "()":
+        elif not alias and token.string not in ("(", ")"):
             current += token.string
     return [*names, current] if current else names
 
