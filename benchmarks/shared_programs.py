@@ -31,8 +31,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # configs/
-EVENTS = {"trace": "/jax/core/compile/jaxpr_trace_duration", "lower": "/jax/core/compile/jaxpr_to_mlir_module_duration",
-          "compile": "/jax/core/compile/backend_compile_duration"}
 
 
 def grid(steps: int, num_runs: int):
@@ -56,7 +54,7 @@ def run_mode(args) -> dict:
     """One mode's grid in this process; returns its timings and results."""
     import jax
 
-    from alignment.experiment.compilation import use_compilation_cache
+    from alignment.experiment.compilation import COMPILE_EVENTS, use_compilation_cache
     from alignment.experiment.runner import Pipeline
     from alignment.rl import compiled
 
@@ -66,8 +64,8 @@ def run_mode(args) -> dict:
     pipeline = Pipeline(experiment, workdir, progress=False)
     _ = pipeline.task, pipeline.proxies, pipeline.base_rewards, pipeline.eval_base_rewards, pipeline.pi_0
 
-    seconds = dict.fromkeys(EVENTS, 0.0)
-    names = {event: name for name, event in EVENTS.items()}
+    seconds = dict.fromkeys(COMPILE_EVENTS, 0.0)
+    names = {event: name for name, event in COMPILE_EVENTS.items()}
 
     def listen(event: str, duration: float, **_) -> None:
         if event in names:

@@ -64,44 +64,45 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ALIGNMENT_TEST_PROFILE=<dir>: each process writes <dir>/<worker>.json, every test's seconds
-# (setup, call, teardown) and the seconds JAX spent in it tracing, lowering to MLIR and compiling
-# (or reading the persistent cache), outer and nested traces both counted; tests/profile_report.py
-# sums them by file.
-COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace", "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
-                  "/jax/core/compile/backend_compile_duration": "compile"}
-PROFILE = {}
+# (setup, call, teardown) and the seconds JAX spent in it by stage of compilation
+# (alignment.experiment.compilation.COMPILE_EVENTS); tests/profile_report.py sums them by file.
+PROFILE = {}  # nodeid -> {"seconds": s, "trace": s, "lower": s, "compile": s}
+_STAGES = {}  # event -> stage, once the listener is registered
+_CURRENT = []  # the nodeid of the test running now, if any
 
 
 def _listen(event: str, duration: float, **_) -> None:
-    if event in COMPILE_EVENTS and PROFILE.get("current"):
-        PROFILE["tests"][PROFILE["current"]][COMPILE_EVENTS[event]] += duration
+    if event in _STAGES and _CURRENT:
+        PROFILE[_CURRENT[0]][_STAGES[event]] += duration
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     if not os.environ.get("ALIGNMENT_TEST_PROFILE"):
         return (yield)
-    if not PROFILE:
-        PROFILE["tests"] = {}
+    if not _STAGES:
+        from alignment.experiment.compilation import COMPILE_EVENTS
+
+        _STAGES.update({event: stage for stage, event in COMPILE_EVENTS.items()})
         jax.monitoring.register_event_duration_secs_listener(_listen)
-    PROFILE["tests"][item.nodeid] = {"seconds": 0.0, "trace": 0.0, "lower": 0.0, "compile": 0.0}
-    PROFILE["current"] = item.nodeid
+    PROFILE[item.nodeid] = dict.fromkeys(("seconds", *_STAGES.values()), 0.0)
+    _CURRENT.append(item.nodeid)
     try:
         return (yield)
     finally:
-        PROFILE["current"] = None
+        _CURRENT.clear()
 
 
 def pytest_runtest_logreport(report):
-    if PROFILE.get("tests") and report.nodeid in PROFILE["tests"]:
-        PROFILE["tests"][report.nodeid]["seconds"] += report.duration
+    if report.nodeid in PROFILE:
+        PROFILE[report.nodeid]["seconds"] += report.duration
 
 
 def pytest_sessionfinish(session):
-    if PROFILE.get("tests"):
+    if PROFILE:
         path = Path(os.environ["ALIGNMENT_TEST_PROFILE"]) / f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(PROFILE["tests"], indent=1))
+        path.write_text(json.dumps(PROFILE, indent=1))
 
 
 @pytest.fixture(scope="session")

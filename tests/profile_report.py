@@ -14,21 +14,19 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-PARTS = ("seconds", "trace", "lower", "compile")
-
-
 def main(directory: str) -> None:
-    files = defaultdict(lambda: dict.fromkeys(("tests", *PARTS), 0.0))
-    for path in sorted(Path(directory).glob("*.json")):
-        for nodeid, test in json.loads(path.read_text()).items():
-            entry = files[nodeid.split("::")[0]]
-            entry["tests"] += 1
-            for part in PARTS:
-                entry[part] += test.get(part, 0.0)
-    files["all"] = {key: sum(entry[key] for entry in files.values()) for key in ("tests", *PARTS)}
-    print(f"{'file':<48} {'tests':>5}" + "".join(f"{part:>9}" for part in PARTS))
+    tests = [test for path in sorted(Path(directory).glob("*.json")) for test in json.loads(path.read_text()).items()]
+    parts = list(tests[0][1]) if tests else []  # "seconds", then the stages of compilation
+    files = defaultdict(lambda: dict.fromkeys(("tests", *parts), 0.0))
+    for nodeid, test in tests:
+        entry = files[nodeid.split("::")[0]]
+        entry["tests"] += 1
+        for part in parts:
+            entry[part] += test[part]
+    files["all"] = {key: sum(entry[key] for entry in files.values()) for key in ("tests", *parts)}
+    print(f"{'file':<48} {'tests':>5}" + "".join(f"{part:>9}" for part in parts))
     for name, entry in sorted(files.items(), key=lambda kv: (kv[0] == "all", -kv[1]["seconds"])):
-        print(f"{name:<48} {entry['tests']:>5.0f}" + "".join(f"{entry[part]:>9.1f}" for part in PARTS))
+        print(f"{name:<48} {entry['tests']:>5.0f}" + "".join(f"{entry[part]:>9.1f}" for part in parts))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ from pathlib import Path
 import jax
 
 
+# jax.monitoring's duration events of a program's way to an executable, by stage (a trace nested
+# in another is reported for both; "compile" is XLA's, or the persistent cache's read).
+COMPILE_EVENTS = {"trace": "/jax/core/compile/jaxpr_trace_duration",
+                  "lower": "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "compile": "/jax/core/compile/backend_compile_duration"}
+
+
 def use_compilation_cache(directory: str | Path | None = None) -> Path | None:
     """Keeps compiled programs on disk (JAX's persistent compilation cache), so a later run or the
     next item of a sweep skips most compilation; returns the directory. ``directory``: a path,
